@@ -1,0 +1,86 @@
+"""The callback endpoints: open the envelope, run the handler in one transaction, answer within the deadline.
+
+No outbound HTTP here: follow-up work is in the outbox, pushed to RQ after commit (best effort, swept later).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Blueprint, Response, request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from handlers.dispatch import handler_for, has_follower, to_event
+from scrm.ingest import process
+from tasks.queue import push
+from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
+from wechat.inbound import Inbound
+from wechat.replies import Reply, render
+from welead.app import services
+
+log = logging.getLogger("welead.callback")
+bp = Blueprint("callbacks", __name__)
+
+
+def _endpoints() -> dict[str, Endpoint]:
+    svc = services()
+    cached = getattr(svc, "_endpoints", None)
+    if cached is None:
+        s = svc.settings
+        cached = {
+            "oa": Endpoint("oa", s.wechat_token, s.wechat_app_id, s.wechat_aes_key, s.wechat_aes_key_previous,
+                           s.replay_window),
+            "wecom": Endpoint("wecom", s.wecom_token, s.wecom_corp_id, s.wecom_aes_key, "", s.replay_window),
+        }  # fmt: skip
+        svc._endpoints = cached
+    return cached
+
+
+@bp.route("/wechat/callback", methods=["GET", "POST"])
+def oa_callback() -> Response:
+    return _callback(_endpoints()["oa"])
+
+
+@bp.route("/wecom/callback", methods=["GET", "POST"])
+def wecom_callback() -> Response:
+    return _callback(_endpoints()["wecom"])
+
+
+def _text(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/plain")
+
+
+def _callback(ep: Endpoint) -> Response:
+    args = request.args.to_dict()
+    try:
+        if request.method == "GET":
+            return _text(verify_echo(ep, args))
+        msg, encrypted = open_callback(ep, args, request.get_data(cache=False))
+    except Rejected as exc:
+        log.warning("%s callback rejected (%d): %s", ep.channel, exc.status, exc.reason)
+        return _text(exc.reason if exc.status != 403 else "forbidden", exc.status)
+    except RequestEntityTooLarge:
+        log.warning("%s callback rejected (413): body over %d bytes", ep.channel, request.max_content_length)
+        return _text("body too large", 413)
+    svc = services()
+    try:
+        visit = process(svc.db, to_event(msg), _effect(msg), with_follower=has_follower(msg))
+    except DBAPIError as exc:
+        log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
+        return _text("database unavailable", 503)
+    push(svc.redis, visit.outbox_ids)
+    if not visit.answers or ep.channel != "oa":
+        return _text("success")
+    xml = render(Reply(text=visit.answers[0].get("text", "")), msg.openid, msg.account)
+    if encrypted:
+        xml = seal_reply(ep, xml, args.get("nonce") or secrets.token_hex(8))
+    return Response(xml, mimetype="application/xml")
+
+
+def _effect(msg: Inbound):
+    handler = handler_for(msg)
+    if handler is None:
+        return None
+    return lambda visit: handler(visit, msg)

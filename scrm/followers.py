@@ -1,0 +1,95 @@
+"""Read models for followers: the JSON the admin API serves, built with set-based queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat(timespec="seconds") + "Z" if at else None
+
+
+def find(session: Session, openid: str) -> Follower | None:
+    return session.scalar(select(Follower).where(Follower.openid == openid))
+
+
+def tag_names(session: Session, follower_ids: list[int]) -> dict[int, list[str]]:
+    rows = session.execute(
+        select(FollowerTag.follower_id, Tag.name)
+        .join(Tag, Tag.id == FollowerTag.tag_id)
+        .where(FollowerTag.follower_id.in_(follower_ids))
+        .order_by(Tag.name)
+    )
+    out: dict[int, list[str]] = {fid: [] for fid in follower_ids}
+    for fid, name in rows:
+        out[fid].append(name)
+    return out
+
+
+def scores(session: Session, follower_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Decayed score per model; the scoring module registers itself here when present."""
+    from scrm import scoring_hook
+
+    return scoring_hook.totals(session, follower_ids)
+
+
+def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any]]:
+    ids = [f.id for f in followers]
+    tags, score = tag_names(session, ids), scores(session, ids)
+    return [
+        {
+            "openid": f.openid,
+            "channel": f.channel,
+            "subscribed": f.subscribed,
+            "tags": tags[f.id],
+            "score": round(sum(score.get(f.id, {}).values()), 2),
+            "scores": score.get(f.id, {}),
+            "stage": f.stage,
+            "owner": f.owner_id,
+            "source": f.source,
+            "unionid": f.unionid,
+            "profile": f.profile or {},
+            "subscribed_at": iso(f.subscribed_at),
+            "last_active_at": iso(f.last_active_at),
+            "created_at": iso(f.created_at),
+        }
+        for f in followers
+    ]
+
+
+def page(session: Session, after: int, limit: int, owner: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Keyset paging by id: stable under inserts, no OFFSET scans over the big table. `owner` limits to a rep."""
+    query = select(Follower).where(Follower.id > after)
+    if owner is not None:
+        query = query.where(Follower.owner_id == owner)
+    rows = list(session.scalars(query.order_by(Follower.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return serialize(session, rows), (rows[-1].id if more and rows else None)
+
+
+def timeline(session: Session, follower: Follower, limit: int, before: datetime | None) -> list[dict[str, Any]]:
+    """Interactions and activities, newest first: two indexed range scans merged."""
+    inter = select(Interaction).where(Interaction.follower_id == follower.id)
+    act = select(Activity).where(Activity.follower_id == follower.id)
+    if before is not None:
+        inter, act = inter.where(Interaction.at < before), act.where(Activity.at < before)
+    entries = [
+        {"kind": i.kind, "at": iso(i.at), "source": "wechat", "channel": i.channel, "event_key": i.event_key,
+         "content": i.content, "msg_id": i.msg_id, "data": i.payload, "_at": i.at, "_id": (1, i.id)}
+        for i in session.scalars(inter.order_by(Interaction.at.desc(), Interaction.id.desc()).limit(limit))
+    ]  # fmt: skip
+    entries += [
+        {"kind": a.kind, "at": iso(a.at), "source": "welead", "data": a.data, "_at": a.at, "_id": (0, a.id)}
+        for a in session.scalars(act.order_by(Activity.at.desc(), Activity.id.desc()).limit(limit))
+    ]
+    entries.sort(key=lambda e: (e["_at"], e["_id"]), reverse=True)
+    for e in entries:
+        del e["_at"], e["_id"]
+    return entries[:limit]

@@ -1,0 +1,175 @@
+"""One inbound interaction, one transaction: follower upsert, the interaction row (deduplicated), state changes and
+outbox rows. Handlers drive it through `Visit`; nothing here knows about XML or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scrm import outbox
+from scrm.models import Activity, Follower, Interaction, Rep
+from welead.db import Database, utcnow
+from welead.sql import insert_ignore
+
+
+@dataclass(frozen=True)
+class Event:
+    """What scrm needs of an inbound callback; handlers build it from wechat.Inbound."""
+
+    channel: str
+    kind: str
+    openid: str
+    dedup_key: str
+    created: int
+    event_key: str | None = None
+    msg_id: str | None = None
+    content: str | None = None
+    scene: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def at(self) -> datetime:
+        if self.created <= 0:
+            return utcnow()
+        return datetime.fromtimestamp(self.created, UTC).replace(tzinfo=None)
+
+
+class Visit:
+    """The unit of work for one inbound event. `duplicate` is True when WeChat already delivered it: no effects."""
+
+    def __init__(self, session: Session, event: Event, *, with_follower: bool = True) -> None:
+        self.session = session
+        self.event = event
+        self.follower: Follower | None = self._follower() if with_follower else None
+        self.interaction_id = self._record()
+        self.duplicate = self.interaction_id is None
+        self.outbox_ids: list[int] = []
+        self.answers: list[dict[str, Any]] = []  # passive replies chosen by handlers/rules: {"text": ...}
+        if not self.duplicate and self.follower is not None:
+            self.follower.last_active_at = max(self.follower.last_active_at or event.at, event.at)
+
+    def _follower(self) -> Follower:
+        ev = self.event
+        follower = self.session.scalar(select(Follower).where(Follower.openid == ev.openid))
+        if follower is None:
+            self.session.execute(
+                insert_ignore(self.session, Follower, ["openid"]).values(
+                    openid=ev.openid,
+                    channel=ev.channel,
+                    profile={},
+                    created_at=utcnow(),
+                )
+            )
+            follower = self.session.scalar(select(Follower).where(Follower.openid == ev.openid))
+        assert follower is not None
+        return follower
+
+    def _record(self) -> int | None:
+        ev = self.event
+        stmt = (
+            insert_ignore(self.session, Interaction, ["dedup_key"])
+            .values(
+                dedup_key=ev.dedup_key,
+                channel=ev.channel,
+                kind=ev.kind,
+                follower_id=self.follower.id if self.follower else None,
+                openid=ev.openid,
+                event_key=ev.event_key,
+                msg_id=ev.msg_id,
+                content=ev.content,
+                payload=ev.payload,
+                at=ev.at,
+                received_at=utcnow(),
+            )
+            .returning(Interaction.id)
+        )
+        return self.session.scalar(stmt)
+
+    # --- effects used by handlers -------------------------------------------------------------------------------
+
+    def subscribe(self, scene: str | None) -> None:
+        f = self._require()
+        f.subscribed = True
+        f.subscribed_at = self.event.at
+        if scene and not f.source:
+            f.source = scene
+        self.enqueue(
+            "profile.fetch",
+            {"openid": f.openid},
+            key=f"profile:{f.openid}:{self.interaction_id}",
+        )
+
+    def unsubscribe(self) -> None:
+        f = self._require()
+        f.subscribed = False
+        f.unsubscribed_at = self.event.at
+
+    def scanned(self, scene: str | None) -> None:
+        f = self._require()
+        if scene and not f.source:
+            f.source = scene
+
+    def contact_added(self, rep_userid: str, state: str | None) -> None:
+        """A WeCom external contact added a rep: the contact is reachable and owned by that rep unless owned."""
+        f = self._require()
+        f.channel = "wecom"
+        f.subscribed = True
+        f.subscribed_at = self.event.at
+        if state and not f.source:
+            f.source = state
+        if rep_userid and f.owner_id is None:
+            f.owner_id = rep_id(self.session, rep_userid)
+            self.note("owner_assigned", {"rep": f.owner_id, "via": "wecom_contact"})
+
+    def contact_removed(self) -> None:
+        f = self._require()
+        f.subscribed = False
+        f.unsubscribed_at = self.event.at
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        """A timeline entry caused by this interaction."""
+        f = self._require()
+        self.session.add(
+            Activity(
+                follower_id=f.id,
+                kind=kind,
+                at=utcnow(),
+                interaction_id=self.interaction_id,
+                data=data,
+            )
+        )
+
+    def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
+        oid = outbox.add(self.session, task, args, key=key)
+        if oid is not None:
+            self.outbox_ids.append(oid)
+
+    def _require(self) -> Follower:
+        if self.follower is None:
+            raise RuntimeError(f"{self.event.kind} needs a follower")
+        return self.follower
+
+
+def process(db: Database, event: Event, effect: Callable[[Visit], None] | None, *, with_follower: bool = True) -> Visit:
+    """Record `event` and apply `effect` in one transaction; a duplicate delivery applies nothing."""
+    with db.transaction() as session:
+        visit = Visit(session, event, with_follower=with_follower)
+        if not visit.duplicate and effect is not None:
+            effect(visit)
+        return visit
+
+
+def rep_id(session: Session, userid: str) -> int:
+    """The rep's id, creating the rep on first sight (WeCom members appear in callbacks before anyone lists them)."""
+    found = session.scalar(select(Rep.id).where(Rep.userid == userid))
+    if found is None:
+        session.execute(insert_ignore(session, Rep, ["userid"]).values(userid=userid, name=userid, created_at=utcnow()))
+        found = session.scalar(select(Rep.id).where(Rep.userid == userid))
+    assert found is not None
+    return found

@@ -1,0 +1,70 @@
+"""The outbox: follow-up work committed with its cause, so a Redis outage or a crash loses nothing.
+
+Rows are pushed to RQ after commit (tasks.queue.push) and again by the sweeper when they look lost; the job id is
+derived from the row id and the job checks `done_at`, so a double push is harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from scrm.models import Outbox
+from welead.db import utcnow
+from welead.sql import insert_ignore
+
+
+def add(
+    session: Session,
+    task: str,
+    args: dict[str, Any],
+    *,
+    key: str | None = None,
+    run_after: datetime | None = None,
+) -> int | None:
+    """Queue work in the current transaction; with a `key`, the same work is queued once ever (None if it was)."""
+    stmt = insert_ignore(session, Outbox, ["key"]).values(
+        task=task,
+        args=args,
+        key=key,
+        created_at=utcnow(),
+        run_after=run_after,
+        attempts=0,
+    )
+    return session.scalar(stmt.returning(Outbox.id))
+
+
+def due(session: Session, *, stale_after: timedelta, limit: int = 500) -> list[int]:
+    """Rows never pushed, or pushed long ago and still not done (their job may have died with Redis)."""
+    now = utcnow()
+    rows = session.scalars(
+        select(Outbox.id)
+        .where(Outbox.done_at.is_(None))
+        .where(or_(Outbox.run_after.is_(None), Outbox.run_after <= now))
+        .where(or_(Outbox.pushed_at.is_(None), Outbox.pushed_at < now - stale_after))
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def mark_pushed(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(pushed_at=utcnow()))
+
+
+def claim(session: Session, outbox_id: int) -> Outbox | None:
+    """The row to run, or None when it is done already (a duplicate push) or gone."""
+    row = session.get(Outbox, outbox_id)
+    if row is None or row.done_at is not None:
+        return None
+    row.attempts += 1
+    return row
+
+
+def finish(session: Session, outbox_id: int, error: str | None = None) -> None:
+    values: dict[str, Any] = {"last_error": error} if error else {"done_at": utcnow(), "last_error": None}
+    session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))

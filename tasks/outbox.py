@@ -1,0 +1,85 @@
+"""The job that runs an outbox row, and the sweeper that re-pushes rows whose job was lost."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from scrm import outbox
+from scrm.models import Outbox
+from tasks.queue import job_id, push
+from tasks.registry import TASKS, GiveUp, RetryLater, load_all
+from welead.app import services
+from welead.db import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+LOST = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def run(outbox_id: int) -> str:
+    """Run one row once: a row already done (a double push) is skipped; failures are recorded on the row."""
+    load_all()
+    db = services().db
+    with db.transaction() as session:
+        row = outbox.claim(session, outbox_id)
+        if row is None:
+            return "skipped"
+        name, args, attempts = row.task, dict(row.args), row.attempts
+    fn = TASKS.get(name)
+    if fn is None:
+        return _close(outbox_id, f"unknown task {name!r}")
+    try:
+        fn(**args)
+    except GiveUp as exc:
+        return _close(outbox_id, f"gave up: {exc}")
+    except RetryLater as exc:
+        if attempts >= MAX_ATTEMPTS:
+            return _close(outbox_id, f"gave up after {attempts} attempts: {exc}")
+        with db.transaction() as session:
+            row = session.get(Outbox, outbox_id)
+            row.last_error = str(exc)
+            row.run_after = utcnow() + timedelta(seconds=exc.delay)
+            row.pushed_at = None
+        return "retry"
+    with db.transaction() as session:
+        outbox.finish(session, outbox_id)
+    return "done"
+
+
+def _close(outbox_id: int, reason: str) -> str:
+    log.warning("outbox %s closed: %s", outbox_id, reason)
+    with services().db.transaction() as session:
+        session.get(Outbox, outbox_id).done_at = utcnow()
+        session.get(Outbox, outbox_id).last_error = reason
+    return reason
+
+
+def sweep(stale_seconds: int = 30) -> int:
+    """Push rows never pushed or whose job is gone (Redis restarted empty, job failed); returns how many."""
+    svc = services()
+    with svc.db.transaction() as session:
+        candidates = outbox.due(session, stale_after=timedelta(seconds=0))
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    with svc.db.transaction() as session:
+        rows = {r.id: r for r in session.query(Outbox).filter(Outbox.id.in_(candidates))} if candidates else {}
+    lost = [oid for oid, row in rows.items() if _lost(svc.redis_slow, oid, row.created_at < cutoff)]
+    if lost and push(svc.redis_slow, lost):
+        with svc.db.transaction() as session:
+            outbox.mark_pushed(session, lost)
+        log.info("sweeper pushed %d outbox rows", len(lost))
+    return len(lost)
+
+
+def _lost(conn: redis.Redis, oid: int, old: bool) -> bool:
+    """A job that exists and is not failed is in flight; young rows were just pushed by their request."""
+    try:
+        status = Job.fetch(job_id(oid), connection=conn).get_status()
+    except NoSuchJobError:
+        return old
+    return status in LOST

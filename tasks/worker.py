@@ -1,0 +1,64 @@
+"""The long-running processes: an RQ worker and the cron scheduler, each kept alive through Redis outages.
+
+RQ's worker retries connection errors only while it waits for jobs; any other Redis error ends `work()`. The loop
+here restarts it with backoff, and sweeps the outbox first, since a restarted Redis without persistence is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from flask import Flask
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+
+from tasks.queue import QUEUE
+from tasks.registry import load_all
+from welead.app import services
+
+log = logging.getLogger(__name__)
+
+PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10)]
+
+
+def _supervise(name: str, body, backoff_max: float = 10.0) -> None:
+    delay = 0.5
+    while True:
+        try:
+            body()
+            return
+        except (redis.RedisError, OSError) as exc:
+            log.warning("%s: Redis unavailable (%s); retrying in %.1fs", name, exc.__class__.__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, backoff_max)
+
+
+def run_worker(app: Flask, burst: bool = False) -> None:
+    """Jobs run in this process (no fork per job) inside the app context, so engines and clients are reused."""
+    load_all()
+    from tasks.outbox import sweep
+
+    def body() -> None:
+        with app.app_context():
+            conn = services().redis_slow
+            conn.ping()
+            sweep()
+            SimpleWorker([QUEUE], connection=conn).work(burst=burst, logging_level="INFO")
+
+    _supervise("worker", body)
+
+
+def run_scheduler(app: Flask) -> None:
+    import importlib
+
+    def body() -> None:
+        with app.app_context():
+            cron = CronScheduler(connection=services().redis_slow)
+            for path, every in PERIODIC:
+                module, func = path.rsplit(".", 1)
+                cron.register(getattr(importlib.import_module(module), func), QUEUE, interval=every)
+            cron.start()
+
+    _supervise("scheduler", body)

@@ -1,0 +1,81 @@
+"""`flask ...` commands: migrations, the worker and scheduler, tokens, the outbox."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from welead.app import services
+from welead.config import INSTANCE
+
+db_cli = AppGroup("db", help="Database schema (Alembic).")
+tokens_cli = AppGroup("tokens", help="Admin API bearer tokens.")
+outbox_cli = AppGroup("outbox", help="The outbox of follow-up work.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from welead.migrate import upgrade
+
+    upgrade(services().settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@tokens_cli.command("ensure-admin")
+def ensure_admin() -> None:
+    """Print the bootstrap admin token (WELEAD_ADMIN_TOKEN, or one generated and kept under instance/)."""
+    from welead.auth import ensure_admin as ensure
+
+    svc = services()
+    click.echo(ensure(svc.db, svc.settings.admin_token, INSTANCE / "admin-token"))
+
+
+@tokens_cli.command("issue")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "marketer", "staff", "rep"]), required=True)
+@click.option("--subject", help="rep id for a rep token; event for a staff token")
+def issue_token(name: str, role: str, subject: str | None) -> None:
+    """Create or rotate the token NAME and print it (it is stored hashed and never shown again)."""
+    from welead.auth import issue
+
+    with services().db.transaction() as session:
+        click.echo(issue(session, name, role, subject))
+
+
+@outbox_cli.command("sweep")
+def outbox_sweep() -> None:
+    """Push outbox rows whose jobs are missing (what the scheduler does every 10 s)."""
+    from tasks.outbox import sweep
+
+    click.echo(f"pushed {sweep(stale_seconds=0)} rows")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker that survives Redis outages."""
+    from tasks.worker import run_worker
+
+    run_worker(current_app._get_current_object(), burst=burst)
+
+
+@click.command("scheduler")
+def scheduler() -> None:
+    """Run the periodic jobs (outbox sweeper, ...) through RQ's cron scheduler."""
+    from tasks.worker import run_scheduler
+
+    run_scheduler(current_app._get_current_object())
+
+
+def register_cli(app: Flask) -> None:
+    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler):
+        app.cli.add_command(command)
+    try:  # TEMPORARY until wechat/cli.py lands
+        from wechat.cli import wechat_cli
+
+        app.cli.add_command(wechat_cli)
+    except ModuleNotFoundError:
+        pass

@@ -1,0 +1,122 @@
+"""Settings in one place, read from the environment by strict parsers.
+
+Every knob WeLead has is here, with its default and meaning; README.md's configuration table mirrors this file.
+Nothing is read at import time: `Settings.from_env()` is called by the app factory and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+OA_API_DEFAULT = "https://api.weixin.qq.com/cgi-bin/"
+WECOM_API_DEFAULT = "https://qyapi.weixin.qq.com/cgi-bin/"
+SANDBOX_TOKEN = "welead-sandbox"
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; raised at start, never later."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def _aes_key(name: str) -> str:
+    key = _str(name)
+    if key and len(key) != 43:
+        raise ConfigError(f"{name}: an EncodingAESKey has 43 characters, got {len(key)}")
+    return key
+
+
+def _base(name: str, default: str) -> str:
+    url = _str(name, default)
+    return url if url.endswith("/") else url + "/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = ""
+    redis_url: str = ""
+    port: int = 5000
+    public_url: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_token: str = SANDBOX_TOKEN
+    wechat_aes_key: str = ""
+    wechat_aes_key_previous: str = ""
+    wechat_api_base: str = OA_API_DEFAULT
+    wecom_corp_id: str = ""
+    wecom_agent_id: str = ""
+    wecom_secret: str = ""
+    wecom_token: str = SANDBOX_TOKEN
+    wecom_aes_key: str = ""
+    wecom_api_base: str = WECOM_API_DEFAULT
+    admin_token: str = ""
+    replay_window: int = 300
+    max_body: int = 64 * 1024
+    http_timeout: int = 5
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the environment; fill sandbox defaults where WeChat credentials are absent."""
+        port = _int("PORT", 5000, 1)
+        sandbox_oa = not (_str("WECHAT_APP_ID") and _str("WECHAT_APP_SECRET"))
+        sandbox_wecom = not (_str("WECOM_CORP_ID") and _str("WECOM_SECRET"))
+        local = _str("WELEAD_PUBLIC_URL", f"http://127.0.0.1:{port}").rstrip("/")
+        return cls(
+            database_url=_str("DATABASE_URL", f"sqlite:///{INSTANCE / 'welead.db'}"),
+            redis_url=_str("REDIS_URL"),
+            port=port,
+            public_url=local,
+            wechat_app_id=_str("WECHAT_APP_ID", "wxsandbox0000000"),
+            wechat_app_secret=_str("WECHAT_APP_SECRET", "sandbox-secret"),
+            wechat_token=_str("WECHAT_TOKEN", SANDBOX_TOKEN),
+            wechat_aes_key=_aes_key("WECHAT_AES_KEY"),
+            wechat_aes_key_previous=_aes_key("WECHAT_AES_KEY_PREVIOUS"),
+            wechat_api_base=_base(
+                "WECHAT_API_BASE",
+                f"{local}/sandbox/oa/cgi-bin/" if sandbox_oa else OA_API_DEFAULT,
+            ),
+            wecom_corp_id=_str("WECOM_CORP_ID", "wwsandbox0000000"),
+            wecom_agent_id=_str("WECOM_AGENT_ID", "1000002"),
+            wecom_secret=_str("WECOM_SECRET", "sandbox-secret"),
+            wecom_token=_str("WECOM_TOKEN", SANDBOX_TOKEN),
+            wecom_aes_key=_aes_key("WECOM_AES_KEY") or "welead0sandbox0wecom0aes0key0000000000000000"[:43],
+            wecom_api_base=_base(
+                "WECOM_API_BASE",
+                f"{local}/sandbox/wecom/cgi-bin/" if sandbox_wecom else WECOM_API_DEFAULT,
+            ),
+            admin_token=_str("WELEAD_ADMIN_TOKEN"),
+            replay_window=_int("WELEAD_REPLAY_WINDOW", 300, 1),
+            max_body=_int("WELEAD_MAX_BODY", 64 * 1024, 1024),
+            http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),
+        )
+
+    def replace(self, **changes) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+    @property
+    def sandbox(self) -> bool:
+        """True when outbound calls go to the built-in fake of WeChat's API."""
+        return "/sandbox/" in self.wechat_api_base
