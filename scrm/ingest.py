@@ -55,41 +55,33 @@ class Visit:
             self.follower.last_active_at = max(self.follower.last_active_at or event.at, event.at)
 
     def _follower(self) -> Follower:
-        ev = self.event
-        follower = self.session.scalar(select(Follower).where(Follower.openid == ev.openid))
+        ev, session = self.event, self.session
+        found = select(Follower).where(Follower.openid == ev.openid)
+        follower = session.scalar(found)
         if follower is None:
-            self.session.execute(
-                insert_ignore(self.session, Follower, ["openid"]).values(
-                    openid=ev.openid,
-                    channel=ev.channel,
-                    profile={},
-                    created_at=utcnow(),
-                )
+            session.execute(
+                insert_ignore(session, Follower, ["openid"]),
+                {"openid": ev.openid, "channel": ev.channel, "profile": {}},
             )
-            follower = self.session.scalar(select(Follower).where(Follower.openid == ev.openid))
+            follower = session.scalar(found)
         assert follower is not None
         return follower
 
     def _record(self) -> int | None:
         ev = self.event
-        stmt = (
-            insert_ignore(self.session, Interaction, ["dedup_key"])
-            .values(
-                dedup_key=ev.dedup_key,
-                channel=ev.channel,
-                kind=ev.kind,
-                follower_id=self.follower.id if self.follower else None,
-                openid=ev.openid,
-                event_key=ev.event_key,
-                msg_id=ev.msg_id,
-                content=ev.content,
-                payload=ev.payload,
-                at=ev.at,
-                received_at=utcnow(),
-            )
-            .returning(Interaction.id)
-        )
-        return self.session.scalar(stmt)
+        row = {
+            "dedup_key": ev.dedup_key,
+            "channel": ev.channel,
+            "kind": ev.kind,
+            "follower_id": self.follower.id if self.follower else None,
+            "openid": ev.openid,
+            "event_key": ev.event_key,
+            "msg_id": ev.msg_id,
+            "content": ev.content,
+            "payload": ev.payload,
+            "at": ev.at,
+        }
+        return self.session.scalar(insert_ignore(self.session, Interaction, ["dedup_key"], "id"), row)
 
     # --- effects used by handlers -------------------------------------------------------------------------------
 
@@ -169,7 +161,7 @@ def rep_id(session: Session, userid: str) -> int:
     """The rep's id, creating the rep on first sight (WeCom members appear in callbacks before anyone lists them)."""
     found = session.scalar(select(Rep.id).where(Rep.userid == userid))
     if found is None:
-        session.execute(insert_ignore(session, Rep, ["userid"]).values(userid=userid, name=userid, created_at=utcnow()))
+        session.execute(insert_ignore(session, Rep, ["userid"]), {"userid": userid, "name": userid})
         found = session.scalar(select(Rep.id).where(Rep.userid == userid))
     assert found is not None
     return found
