@@ -118,6 +118,7 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     run_after: Mapped[datetime | None]
     pushed_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -13,6 +13,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from scrm.models import Outbox
+
+LEASE = timedelta(seconds=180)  # longer than any job's RQ timeout
 from welead.db import utcnow
 from welead.sql import insert_ignore
 
@@ -56,15 +58,24 @@ def mark_pushed(session: Session, ids: list[int]) -> None:
         session.execute(update(Outbox).where(Outbox.id.in_(ids)).values(pushed_at=utcnow()))
 
 
-def claim(session: Session, outbox_id: int) -> Outbox | None:
-    """The row to run, or None when it is done already (a duplicate push) or gone."""
-    row = session.get(Outbox, outbox_id)
-    if row is None or row.done_at is not None:
-        return None
-    row.attempts += 1
-    return row
+def claim(session: Session, outbox_id: int, lease: timedelta = LEASE) -> Outbox | None:
+    """Take the row for one run, atomically: None when it is done, gone, or another worker holds its lease.
+
+    Two pushes of the same row (request and sweeper racing) can put its job on the queue twice; only one claim wins.
+    A worker that dies mid-run leaves the lease to expire, after which the sweeper's push can claim it again.
+    """
+    now = utcnow()
+    won = session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.done_at.is_(None))
+        .where(or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+        .values(attempts=Outbox.attempts + 1, claimed_until=now + lease)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return session.get(Outbox, outbox_id) if won == 1 else None
 
 
 def finish(session: Session, outbox_id: int, error: str | None = None) -> None:
     values: dict[str, Any] = {"last_error": error} if error else {"done_at": utcnow(), "last_error": None}
+    values["claimed_until"] = None
     session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))

@@ -1,3 +1,4 @@
 """Imports every model module so Base.metadata is complete (Alembic, tests)."""
 
+import scrm.delivery_models  # noqa: F401  (deliveries, broadcasts)
 from scrm import models  # noqa: F401

@@ -45,7 +45,7 @@ def run(outbox_id: int) -> str:
             row = session.get(Outbox, outbox_id)
             row.last_error = str(exc)
             row.run_after = utcnow() + timedelta(seconds=exc.delay)
-            row.pushed_at = None
+            row.pushed_at = row.claimed_until = None
         return "retry"
     with db.transaction() as session:
         outbox.finish(session, outbox_id)
@@ -55,13 +55,17 @@ def run(outbox_id: int) -> str:
 def _close(outbox_id: int, reason: str) -> str:
     log.warning("outbox %s closed: %s", outbox_id, reason)
     with services().db.transaction() as session:
-        session.get(Outbox, outbox_id).done_at = utcnow()
-        session.get(Outbox, outbox_id).last_error = reason
+        row = session.get(Outbox, outbox_id)
+        row.done_at, row.last_error, row.claimed_until = utcnow(), reason, None
     return reason
 
 
-def sweep(stale_seconds: int = 30) -> int:
-    """Push rows never pushed or whose job is gone (Redis restarted empty, job failed); returns how many."""
+def sweep(stale_seconds: float = 1.0) -> int:
+    """Push rows never pushed or whose job is gone (Redis restarted empty, job failed); returns how many.
+
+    `stale_seconds` spares rows whose request is pushing them right now; pushing one anyway is harmless (claims
+    are atomic), it only wastes a job.
+    """
     svc = services()
     with svc.db.transaction() as session:
         candidates = outbox.due(session, stale_after=timedelta(seconds=0))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from wechat.errors import NotSent, Unknown, WeChatAPIError
 
 from scrm.models import Follower
 from tasks.registry import GiveUp, RetryLater, task
 from tasks.wechat import oa_client
+from wechat.errors import NotSent, Unknown, WeChatAPIError
 from welead.app import services
 from welead.db import utcnow
 

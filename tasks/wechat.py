@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from wechat.api import OAClient, WeComClient
-
 from welead.app import services
 
 

@@ -44,7 +44,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
         with app.app_context():
             conn = services().redis_slow
             conn.ping()
-            sweep()
+            sweep(stale_seconds=0)  # Redis may have come back empty
             SimpleWorker([QUEUE], connection=conn).work(burst=burst, logging_level="INFO")
 
     _supervise("worker", body)

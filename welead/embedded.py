@@ -56,6 +56,13 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         raise RuntimeError("embedded redis-server did not start in time")
 
+    def kill(self) -> None:
+        """Stop the server but keep its directory, so `start()` brings it back on the same socket (empty)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.socket.unlink(missing_ok=True)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

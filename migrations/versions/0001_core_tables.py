@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("run_after", sa.DateTime(), nullable=True),
         sa.Column("pushed_at", sa.DateTime(), nullable=True),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
         sa.Column("done_at", sa.DateTime(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),

@@ -1,0 +1,271 @@
+"""YAML text → a validated `Playbook`, or every problem at once, each naming its path and rule.
+
+Two passes: pydantic checks shapes and types; `_references` then checks what pydantic cannot see (models, stages,
+journeys and placeholders that must exist, thresholds in order, replies only where a reply is possible).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from scrm.playbook.grammar import Action, Condition, Playbook, Rule
+from scrm.scenes import compile_pattern
+
+
+class PlaybookError(ValueError):
+    """The playbook is invalid; `errors` lists every problem as `path: message`."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("invalid playbook:\n  " + "\n  ".join(errors))
+        self.errors = errors
+
+
+SHORT = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+    "int_type": "expected integer",
+    "int_parsing": "expected integer",
+    "int_from_float": "expected integer",
+    "float_type": "expected number",
+    "float_parsing": "expected number",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+}
+
+
+def parse(text: str) -> Playbook:
+    """Validate YAML (or JSON) text; raises PlaybookError."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise PlaybookError([f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    return validate(data)
+
+
+def validate(data: Any) -> Playbook:
+    if not isinstance(data, dict):
+        raise PlaybookError(["(top): expected a mapping with rules, models, stages..."])
+    try:
+        book = Playbook.model_validate(data)
+    except ValidationError as exc:
+        raise PlaybookError([_describe(err, data) for err in exc.errors()]) from None
+    problems = list(_references(book))
+    if problems:
+        raise PlaybookError(problems)
+    return book
+
+
+def path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+def _describe(err: Any, data: dict[str, Any]) -> str:
+    kind, loc = err["type"], tuple(err["loc"])
+    message = SHORT.get(kind) or str(err["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        message = f"expected {err['ctx']['expected']}"
+    return f"{path(loc)}: {message}{_rule_hint(loc, data)}"
+
+
+def _rule_hint(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """Name the rule too, when the error is inside one that has a name."""
+    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int):
+        return ""
+    rules = data.get("rules")
+    rule = rules[loc[1]] if isinstance(rules, list) and loc[1] < len(rules) else None
+    name = rule.get("name") if isinstance(rule, dict) else None
+    return f" (rule {name!r})" if isinstance(name, str) and loc[2:] != ("name",) else ""
+
+
+# --- references -------------------------------------------------------------------------------------------------
+
+
+def _references(book: Playbook) -> Iterator[str]:
+    models, stages = set(book.models), [s.name for s in book.stages.order]
+    yield from _stage_order(book)
+    if book.stages.model is not None and book.stages.model not in models:
+        yield f"stages.model: unknown model {book.stages.model!r}"
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(book.rules):
+        where = f"rules[{i}]"
+        hint = f" (rule {rule.name!r})"
+        if rule.name in seen:
+            yield f"{where}.name: duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])"
+        seen.setdefault(rule.name, i)
+        for problem in _rule(book, rule, where, models, stages):
+            yield problem + hint
+    for name, journey in book.journeys.items():
+        where = f"journeys.{name}"
+        if journey.exit_if is not None:
+            yield from _condition(book, journey.exit_if, f"{where}.exit_if", models, stages)
+        for j, step in enumerate(journey.steps):
+            if step.if_ is not None:
+                yield from _condition(book, step.if_, f"{where}.steps[{j}].if", models, stages)
+            for k, action in enumerate(step.do):
+                at = f"{where}.steps[{j}].do[{k}]"
+                if action.verb == "reply":
+                    yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
+                yield from _action(book, action, at, {"openid"}, models, stages)
+
+
+def _stage_order(book: Playbook) -> Iterator[str]:
+    names: set[str] = set()
+    last: float | None = None
+    for i, stage in enumerate(book.stages.order):
+        if stage.name in names:
+            yield f"stages.order[{i}].name: duplicate stage {stage.name!r}"
+        names.add(stage.name)
+        if stage.at is not None:
+            if last is not None and stage.at < last:
+                yield f"stages.order[{i}].at: thresholds must not decrease along the order ({stage.at} < {last})"
+            last = stage.at
+
+
+def _rule(book: Playbook, rule: Rule, where: str, models: set[str], stages: list[str]) -> Iterator[str]:
+    kind, spec = rule.when.kind, rule.when.spec
+    if kind == "score_crossed" and spec.model is not None and spec.model not in models:
+        yield f"{where}.when.score_crossed.model: unknown model {spec.model!r}"
+    if kind == "stage_changed":
+        for field in ("to", "from_"):
+            value = getattr(spec, field)
+            if value is not None and value not in stages:
+                yield f"{where}.when.stage_changed.{field.rstrip('_')}: unknown stage {value!r}"
+    if rule.if_ is not None:
+        yield from _condition(book, rule.if_, f"{where}.if", models, stages)
+    bound = bindings(rule)
+    for k, action in enumerate(rule.do):
+        at = f"{where}.do[{k}]"
+        if action.verb == "reply" and kind in QUIET_TRIGGERS:
+            yield f"{at}.reply: a {kind} rule runs without a message to answer; send a template instead"
+        yield from _action(book, action, at, bound, models, stages)
+
+
+def _condition(book: Playbook, cond: Condition, where: str, models: set[str], stages: list[str]) -> Iterator[str]:
+    for field in ("stage_at_least", "stage_below"):
+        value = getattr(cond, field)
+        if value is not None and value not in stages:
+            yield f"{where}.{field}: unknown stage {value!r}"
+    for i, value in enumerate(cond.stage):
+        if value not in stages:
+            yield f"{where}.stage[{i}]: unknown stage {value!r}"
+    if cond.score is not None and cond.score.model is not None and cond.score.model not in models:
+        yield f"{where}.score.model: unknown model {cond.score.model!r}"
+
+
+def _action(
+    book: Playbook, action: Action, where: str, bound: set[str], models: set[str], stages: list[str]
+) -> Iterator[str]:
+    verb = action.verb
+    if verb == "score" and action.model is not None and action.model not in models:
+        yield f"{where}.model: unknown model {action.model!r} (models: {', '.join(sorted(models))})"
+    if verb == "stage" and action.stage not in stages:
+        yield f"{where}.stage: unknown stage {action.stage!r} (stages: {', '.join(stages)})"
+    if verb == "start_journey" and action.start_journey not in book.journeys:
+        yield f"{where}.start_journey: unknown journey {action.start_journey!r}"
+    for field, text in templated(action):
+        for problem in placeholder_problems(text, bound):
+            yield f"{where}.{field}: {problem}"
+
+
+def templated(action: Action) -> Iterator[tuple[str, str]]:
+    """(path, text) of every string in an action that may hold {placeholders}."""
+    verb = action.verb
+    if verb in ("tag", "untag"):
+        for i, name in enumerate(getattr(action, verb)):
+            yield f"{verb}[{i}]", name
+    elif verb == "assign":
+        yield "assign", action.assign or ""
+    elif verb == "reply" and action.reply is not None:
+        if action.reply.text is not None:
+            yield "reply.text", action.reply.text
+        for i, art in enumerate(action.reply.articles or []):
+            for field in ("title", "description", "url"):
+                yield f"reply.articles[{i}].{field}", getattr(art, field)
+    elif verb == "send_template" and action.send_template is not None:
+        for key, value in action.send_template.data.items():
+            yield f"send_template.data.{key}", value
+        if action.send_template.url:
+            yield "send_template.url", action.send_template.url
+    elif verb == "notify_owner" and action.notify_owner is not None:
+        yield "notify_owner.reason", action.notify_owner.reason
+
+
+def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        yield f"bad placeholder ({exc}); write {{{{ and }}}} for literal braces"
+        return
+    for name, spec, conv in fields:
+        if not name.isidentifier() or spec or conv:
+            yield f"bad placeholder {{{name}}}: only plain names are allowed"
+        elif name not in bound:
+            yield f"unknown placeholder {{{name}}} (this trigger provides: {', '.join(sorted(bound))})"
+
+
+QUIET_TRIGGERS = frozenset({"inactive"})
+FACTS = {
+    "subscribe": {"scene"},
+    "scan": {"scene"},
+    "scene": {"scene"},
+    "contact_added": {"scene"},
+    "click": {"key"},
+    "view": {"url"},
+    "text": {"text"},
+    "location": {"latitude", "longitude"},
+    "template_delivered": {"status"},
+    "template_failed": {"status"},
+    "tag_added": {"tag"},
+    "tag_removed": {"tag"},
+    "stage_changed": {"stage", "from"},
+    "score_crossed": {"model", "threshold", "score"},
+    "inactive": {"days"},
+    "form_submitted": {"form"},
+    "checked_in": {"event"},
+    "any": {"kind"},
+}
+PATTERN_FIELD = {
+    "subscribe": "scene",
+    "scan": "scene",
+    "scene": "scene",
+    "contact_added": "scene",
+    "click": "key",
+    "view": "url",
+    "tag_added": "tag",
+    "tag_removed": "tag",
+    "form_submitted": "form",
+    "checked_in": "event",
+}
+
+
+def bindings(rule: Rule) -> set[str]:
+    """Placeholder names a rule's actions may use: `openid`, the trigger's facts, and what its patterns bind.
+
+    With several patterns, only names bound by every one of them are safe to use.
+    """
+    kind, spec = rule.when.kind, rule.when.spec
+    names = {"openid"} | FACTS.get(kind, set())
+    field = PATTERN_FIELD.get(kind)
+    patterns = getattr(spec, field, None) if field else None
+    if patterns:
+        sets = [set(compile_pattern(p).names) for p in patterns]
+        names |= set.intersection(*sets)
+    if kind == "text" and spec.regex:
+        names |= set(re.compile(spec.regex).groupindex)
+    return names
