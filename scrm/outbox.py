@@ -13,10 +13,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from scrm.models import Outbox
-
-LEASE = timedelta(seconds=180)  # longer than any job's RQ timeout
 from welead.db import utcnow
 from welead.sql import insert_ignore
+
+LEASE = timedelta(seconds=180)  # longer than any job's RQ timeout
 
 
 def add(
