@@ -65,17 +65,16 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
 def _register(app: APIFlask, settings: Settings) -> None:
     from handlers.views import bp as callbacks
     from welead.api import bp as api
+    from welead.api import json_errors
     from welead.cli import register_cli
     from welead.health import bp as health
 
     app.register_blueprint(callbacks)
     app.register_blueprint(health)
     app.register_blueprint(api)
+    json_errors(app)
     if settings.sandbox:
-        try:  # TEMPORARY until wechat/sandbox.py lands
-            from wechat.sandbox import bp as sandbox
+        from wechat.sandbox import bp as sandbox
 
-            app.register_blueprint(sandbox)
-        except ModuleNotFoundError:
-            pass
+        app.register_blueprint(sandbox)
     register_cli(app)

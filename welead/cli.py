@@ -71,11 +71,7 @@ def scheduler() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler):
-        app.cli.add_command(command)
-    try:  # TEMPORARY until wechat/cli.py lands
-        from wechat.cli import wechat_cli
+    from wechat.cli import wechat_cli
 
-        app.cli.add_command(wechat_cli)
-    except ModuleNotFoundError:
-        pass
+    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli):
+        app.cli.add_command(command)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint
-from werkzeug.exceptions import HTTPException
+from http import HTTPStatus
+
+from apiflask import APIBlueprint, APIFlask, HTTPError
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return {"error": exc.name.lower().replace(" ", "_"), "message": exc.description}, exc.code
+def json_errors(app: APIFlask) -> None:
+    """Every error is `{"error": <slug>, "message": ..., "detail": ...}`, never an HTML page or a traceback."""
+
+    @app.error_processor
+    def _error(exc: HTTPError):
+        slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        body = {"error": slug, "message": exc.message, "detail": exc.detail}
+        return body, exc.status_code, exc.headers
 
 
 from welead.api import followers  # noqa: E402,F401  (registers routes)

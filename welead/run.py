@@ -1,0 +1,486 @@
+"""`python -m welead.run` (what `make run` starts): one foreground supervisor for the whole local stack.
+
+It starts an embedded Redis when REDIS_URL is unset, migrates, loads the demo playbook, ensures the admin token, then
+runs gunicorn, the RQ worker and the scheduler as ordinary children in its own process group. A dead child is
+restarted with backoff; one that keeps dying stops everything with a non-zero exit. SIGTERM, SIGINT (Ctrl-C reaches
+the whole group) or SIGHUP stop everything it started, the embedded Redis last, in order: terminate, wait, kill.
+
+Why not honcho or supervisord: the contract is "no leftover processes", which needs the Redis child to outlive the
+app processes during shutdown and every grandchild to be accounted for. The supervisor makes itself a child
+subreaper, so anything orphaned below it (a gunicorn worker whose master was killed, an RQ work horse, which runs in a
+session of its own) becomes its child and is ended too; children also get SIGTERM if the supervisor itself is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from welead.config import INSTANCE, ROOT, ConfigError, Settings
+from welead.embedded import EmbeddedRedis
+from welead.redisconn import URL_FILE
+
+log = logging.getLogger("welead.run")
+
+TERM_TIMEOUT = 15.0  # between SIGTERM and SIGKILL; longer than gunicorn's graceful timeout below
+GROUP_GRACE = 2.0  # a signal sent to the process group already reached the children: let them act on it first
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 30.0  # a child that ran this long is healthy again: its backoff starts over
+RESTART_WINDOW = 60.0
+MAX_DEATHS = 5  # this many deaths of one child inside RESTART_WINDOW stop the whole stack
+READY_TIMEOUT = 60.0
+POLL = 0.2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def web_workers() -> int:
+    """Gunicorn's own WEB_CONCURRENCY wins; else two per core, between 2 and 4 (sync workers, I/O-light requests)."""
+    raw = os.environ.get("WEB_CONCURRENCY", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(2, min(4, 2 * (os.cpu_count() or 1)))
+
+
+def gunicorn_argv(app: str, bind: str, workers: int | None = None) -> list[str]:
+    """The one gunicorn command line, shared by `make run` and bench/callback.py so the bench measures what runs.
+
+    Timeouts: WeChat gives a callback 5 s, so a request stuck for 30 s is dead anyway; graceful shutdown gets 10 s.
+    GUNICORN_CMD_ARGS (read by gunicorn itself) adds anything else, e.g. "--access-logfile -".
+    """
+    return [
+        sys.executable, "-m", "gunicorn", app,
+        "--bind", bind,
+        "--workers", str(workers or web_workers()),
+        "--timeout", "30",
+        "--graceful-timeout", "10",
+        "--keep-alive", "5",
+        "--worker-tmp-dir", "/dev/shm" if Path("/dev/shm").is_dir() else "/tmp",
+        "--no-control-socket",  # gunicorn 27's default socket is one per user: a second gunicorn would take it over
+    ]  # fmt: skip
+
+
+def flask_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, value: int) -> None:
+    if _LIBC.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGTERM if the supervisor dies without cleaning up (SIGKILL, OOM)."""
+
+    def setup() -> None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _popen(argv: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen:
+    """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads."""
+    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=_die_with(os.getpid()), **kwargs)
+
+
+def _children_of(pid: int) -> list[int]:
+    """Direct children, from /proc (Linux): the only way to find orphans that were reparented to us."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            pass
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name may contain spaces and parentheses: the fields after its last ")" are fixed
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie; reaps it when it is our zombie."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:  # not our child (or already reaped): ask the kernel directly
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+@dataclass
+class Child:
+    """One supervised process and its restart bookkeeping."""
+
+    name: str
+    spawn: Callable[[], subprocess.Popen]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restart_at: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    deaths: deque[float] = field(default_factory=deque)
+
+    def start(self) -> None:
+        self.proc = self.spawn()
+        self.started = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    """Owns every process `make run` starts; `run()` returns the exit code."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.stopping = False
+        self.signalled = False
+        self.force = False
+        self.exit_code = 0
+        self.redis: EmbeddedRedis | None = None
+        self.redis_child: Child | None = None
+        self.children: list[Child] = []
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.url_written: str | None = None
+
+    # ---- signals -------------------------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stopping:
+            self.force = True
+            log.warning("second %s: killing what is left", signal.Signals(signum).name)
+            return
+        log.info("%s: stopping", signal.Signals(signum).name)
+        self.stopping = True
+        self.signalled = True
+
+    def _install_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    # ---- the run ------------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        try:
+            _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        except OSError as exc:  # not Linux, or a restricted sandbox: orphans then go to init, still terminated
+            log.warning("cannot become a child subreaper (%s)", exc)
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self._start_redis():
+                return 1
+            token = self._setup()
+            if token is None:
+                return self.exit_code if self.signalled else 1
+            self._start_services()
+            self._supervise(token)
+            return self.exit_code
+        finally:
+            self._shutdown()
+
+    def _start_redis(self) -> bool:
+        if self.settings.redis_url:
+            log.info("using REDIS_URL from the environment")
+            return True
+        if not self._url_file_is_stale(URL_FILE):
+            log.error("%s points at a live Redis: is another `make run` running? Stop it first.", URL_FILE)
+            return False
+        embedded = EmbeddedRedis()
+        self.redis = embedded
+
+        def spawn() -> subprocess.Popen:
+            embedded.start()
+            assert embedded.proc is not None
+            return embedded.proc
+
+        self.redis_child = Child("redis", spawn)
+        try:
+            self.redis_child.start()
+        except (RuntimeError, OSError) as exc:
+            log.error("embedded Redis did not start: %s", exc)
+            return False
+        self.env["REDIS_URL"] = embedded.url
+        URL_FILE.write_text(embedded.url + "\n")
+        self.url_written = embedded.url
+        log.info("embedded Redis at %s (announced in %s)", embedded.url, URL_FILE)
+        return True
+
+    @staticmethod
+    def _url_file_is_stale(url_file: Path) -> bool:
+        """A leftover file from a killed run is stale; one whose Redis answers belongs to a live run."""
+        if not url_file.exists():
+            return True
+        import redis
+
+        try:
+            redis.Redis.from_url(url_file.read_text().strip(), socket_timeout=0.5, socket_connect_timeout=0.5).ping()
+        except (redis.RedisError, OSError, ValueError):
+            return True
+        return False
+
+    def _setup(self) -> str | None:
+        """Migrate, seed, get the admin token: each a `flask` command, as an operator would run them."""
+        for args in (("db", "upgrade"), ("playbook", "load-demo-if-empty")):
+            if self._step(args) is None:
+                return None
+        out = self._step(("tokens", "ensure-admin"), capture=True)
+        if out is None:
+            return None
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        return lines[-1].split()[-1] if lines else ""
+
+    def _step(self, args: tuple[str, ...], capture: bool = False) -> str | None:
+        """Run one setup command; None when it failed or a stop was requested meanwhile."""
+        if self.stopping:
+            return None
+        log.info("running: flask %s", " ".join(args))
+        proc = _popen(flask_argv(*args), self.env, stdout=subprocess.PIPE if capture else None, text=True)
+        out = ""
+        while True:
+            if self.stopping:
+                self._stop_all([proc], grace=GROUP_GRACE if self.signalled else 0)
+                return None
+            try:
+                out, _ = proc.communicate(timeout=POLL)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if proc.returncode != 0:
+            log.error("flask %s failed with exit code %d", " ".join(args), proc.returncode)
+            self.exit_code = 1
+            return None
+        return out or ""
+
+    def _start_services(self) -> None:
+        bind = f"127.0.0.1:{self.settings.port}"
+        specs = {
+            "web": gunicorn_argv("wsgi:app", bind),
+            "worker": flask_argv("worker"),
+            "scheduler": flask_argv("scheduler"),
+        }
+        for name, argv in specs.items():
+
+            def spawn(argv: list[str] = argv) -> subprocess.Popen:
+                return _popen(argv, self.env)
+
+            child = Child(name, spawn)
+            self.children.append(child)
+            child.start()
+
+    def _supervise(self, token: str) -> None:
+        started = time.monotonic()
+        ready = False
+        next_reap = 0.0
+        watched = ([self.redis_child] if self.redis_child else []) + self.children
+        while not self.stopping:
+            now = time.monotonic()
+            for child in watched:
+                self._watch(child, now)
+                if self.stopping:
+                    return
+            if not ready:
+                status = self._health()
+                if status is not None or now - started > READY_TIMEOUT:
+                    ready = True
+                    self._banner(token, status)
+            if now >= next_reap:
+                self._reap_orphans()
+                next_reap = now + 1.0
+            time.sleep(POLL)
+
+    def _watch(self, child: Child, now: float) -> None:
+        """Restart a dead child after its backoff; give up on one that keeps dying."""
+        if child.proc is None:
+            if now >= child.restart_at:
+                try:
+                    child.start()
+                except (RuntimeError, OSError) as exc:
+                    log.error("%s did not start: %s", child.name, exc)
+                    self._died(child, now)
+            return
+        code = child.proc.poll()
+        if code is None:
+            if child.backoff > FIRST_BACKOFF and now - child.started > STABLE_AFTER:
+                child.backoff = FIRST_BACKOFF
+            return
+        if self.stopping:
+            return
+        log.warning("%s (pid %d) exited with %s", child.name, child.proc.pid, code)
+        child.proc = None
+        # What it leaves behind is now ours (subreaper): e.g. gunicorn workers still holding the listening socket,
+        # which would make the restarted master fail to bind. End them before the restart.
+        self._stop_orphans(exclude=self._known())
+        self._died(child, now)
+
+    def _died(self, child: Child, now: float) -> None:
+        child.proc = None
+        child.deaths.append(now)
+        while child.deaths and now - child.deaths[0] > RESTART_WINDOW:
+            child.deaths.popleft()
+        if len(child.deaths) >= MAX_DEATHS:
+            log.error("%s died %d times in %.0f s: stopping everything", child.name, len(child.deaths), RESTART_WINDOW)
+            self.exit_code = 1
+            self.stopping = True
+            return
+        child.restart_at = now + child.backoff
+        log.info("restarting %s in %.1f s", child.name, child.backoff)
+        child.backoff = min(child.backoff * 2, MAX_BACKOFF)
+
+    def _health(self) -> int | None:
+        """The HTTP status of /healthz, or None while nothing answers yet."""
+        url = f"http://127.0.0.1:{self.settings.port}/healthz"
+        try:
+            with _NO_PROXY.open(url, timeout=2) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def _banner(self, token: str, health: int | None) -> None:
+        from sqlalchemy.engine import make_url
+
+        s = self.settings
+        local = f"http://127.0.0.1:{s.port}"
+        public = s.public_url
+        mode = "safe mode (AES)" if s.wechat_aes_key else "plaintext mode"
+        try:
+            db = make_url(s.database_url).render_as_string(hide_password=True)
+        except ValueError:
+            db = "(unparsable DATABASE_URL)"
+        redis_url = self.env.get("REDIS_URL", "")
+        redis_note = f"embedded, announced in {INSTANCE.name}/redis.url" if self.redis else "from REDIS_URL"
+        rows = [
+            ("WeChat callback", f"{public}/wechat/callback  ({mode}, token {s.wechat_token!r})"),
+            ("WeCom callback", f"{public}/wecom/callback"),
+            ("Health", f"{local}/healthz  ({health if health is not None else 'not answering yet'})"),
+            ("API docs", f"{local}/api/v1/docs"),
+            ("OpenAPI", f"{local}/api/v1/openapi.json"),
+        ]
+        if s.sandbox:
+            rows.append(("Sandbox", f"{local}/sandbox/_control  (no WeChat credentials: WeChat API served here)"))
+            rows.append(("Sandbox log", f"{local}/sandbox/_control/sent  (what WeLead sent)"))
+        rows += [
+            ("Database", db),
+            ("Redis", f"{redis_url}  ({redis_note})"),
+            ("Admin token", token or "(none printed by `flask tokens ensure-admin`)"),
+        ]
+        width = max(len(k) for k, _ in rows) + 2
+        lines = [f"WeLead is running (supervisor pid {self.pid}); Ctrl-C or SIGTERM stops everything."]
+        lines += [f"  {k + ':':<{width}}{v}" for k, v in rows]
+        print("\n" + "\n".join(lines) + "\n", flush=True)
+
+    # ---- shutdown -----------------------------------------------------------------------------------------------
+
+    def _reap_orphans(self) -> None:
+        """Collect zombies of orphans reparented to us, so they do not pile up while we run."""
+        known = self._known()
+        for pid in _children_of(self.pid):
+            if pid not in known:
+                _alive(pid)
+
+    def _known(self) -> set[int]:
+        return {c.proc.pid for c in [*self.children, self.redis_child] if c and c.proc}
+
+    def _stop_all(self, procs: list[subprocess.Popen], grace: float) -> None:
+        """Wait `grace` for processes already signalled by the group, then terminate, wait, and kill."""
+        deadline = time.monotonic() + grace
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline and not self.force:
+            time.sleep(0.05)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + TERM_TIMEOUT
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline and not self.force:
+            time.sleep(0.05)
+        for p in procs:
+            if p.poll() is None:
+                log.warning("pid %d did not stop in time: killing it", p.pid)
+                p.kill()
+                p.wait()
+
+    def _stop_orphans(self, exclude: set[int]) -> None:
+        pids = [pid for pid in _children_of(self.pid) if pid not in exclude and _alive(pid)]
+        for pid in pids:
+            log.info("terminating orphan pid %d", pid)
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + TERM_TIMEOUT
+        while pids and time.monotonic() < deadline and not self.force:
+            pids = [pid for pid in pids if _alive(pid)]
+            time.sleep(0.05)
+        for pid in pids:
+            if _alive(pid):
+                _signal(pid, signal.SIGKILL)
+                _alive(pid)
+
+    def _shutdown(self) -> None:
+        """Apps first (they may still talk to Redis while finishing), then orphans, then Redis, then the URL file."""
+        self.stopping = True
+        procs = [c.proc for c in self.children if c.proc is not None]
+        if procs:
+            log.info("stopping web, worker and scheduler")
+        self._stop_all(procs, grace=GROUP_GRACE if self.signalled else 0)
+        redis_pid = self.redis_child.proc.pid if self.redis_child and self.redis_child.proc else -1
+        self._stop_orphans(exclude={redis_pid})
+        if self.redis is not None:
+            log.info("stopping embedded Redis")
+            self.redis.stop()
+        if self.url_written is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if URL_FILE.read_text().strip() == self.url_written:
+                    URL_FILE.unlink()
+        self._stop_orphans(exclude=set())
+        log.info("stopped")
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via http_proxy
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        log.error("configuration: %s", exc)
+        return 2
+    return Supervisor(settings).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
