@@ -21,7 +21,7 @@ class Article:
 
 @dataclass(frozen=True)
 class Reply:
-    """A text reply, or news (1–8 articles) when `articles` is set."""
+    """A text reply, or news (1-8 articles) when `articles` is set."""
 
     text: str = ""
     articles: tuple[Article, ...] = field(default_factory=tuple)
