@@ -18,6 +18,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+
+import redis
 
 from welead.config import INSTANCE, ROOT, ConfigError, Settings
 from welead.embedded import EmbeddedRedis
@@ -80,9 +83,12 @@ def flask_argv(*args: str) -> list[str]:
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
+_LINUX = sys.platform.startswith("linux")
 
 
 def _prctl(option: int, value: int) -> None:
+    if not _LINUX:
+        raise OSError(0, "prctl is Linux-only")
     if _LIBC.prctl(option, value, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
@@ -100,7 +106,8 @@ def _die_with(parent: int) -> Callable[[], None]:
 
 def _popen(argv: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen:
     """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads."""
-    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=_die_with(os.getpid()), **kwargs)
+    preexec = _die_with(os.getpid()) if _LINUX else None
+    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=preexec, **kwargs)
 
 
 def _children_of(pid: int) -> list[int]:
@@ -120,6 +127,17 @@ def _children_of(pid: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def _port_free(port: int) -> bool:
+    """Checked before anything starts: otherwise gunicorn retries the bind, dies, and is restarted until we give up."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -152,10 +170,6 @@ class Child:
         self.started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
 
 class Supervisor:
     """Owns every process `make run` starts; `run()` returns the exit code."""
@@ -165,6 +179,7 @@ class Supervisor:
         self.pid = os.getpid()
         self.stopping = False
         self.signalled = False
+        self.signalled_at = 0.0
         self.force = False
         self.exit_code = 0
         self.redis: EmbeddedRedis | None = None
@@ -176,13 +191,17 @@ class Supervisor:
     # ---- signals -------------------------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.stopping:
-            self.force = True
-            log.warning("second %s: killing what is left", signal.Signals(signum).name)
+        if self.signalled:
+            # A signal right after the first is the same request arriving twice (a group-wide SIGTERM also reaches
+            # make, which forwards it to us); a later one is an impatient operator: stop waiting and kill.
+            if time.monotonic() - self.signalled_at > 1.0 and not self.force:
+                self.force = True
+                log.warning("%s again: killing what is left", signal.Signals(signum).name)
             return
         log.info("%s: stopping", signal.Signals(signum).name)
         self.stopping = True
         self.signalled = True
+        self.signalled_at = time.monotonic()
 
     def _install_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -194,9 +213,12 @@ class Supervisor:
         self._install_signals()
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
-        except OSError as exc:  # not Linux, or a restricted sandbox: orphans then go to init, still terminated
+        except OSError as exc:  # not Linux: orphans go to init (gunicorn's workers still follow a dead master)
             log.warning("cannot become a child subreaper (%s)", exc)
         INSTANCE.mkdir(parents=True, exist_ok=True)
+        if not _port_free(self.settings.port):
+            log.error("127.0.0.1:%d is in use (another `make run`?): stop it or set PORT", self.settings.port)
+            return 1
         try:
             if not self._start_redis():
                 return 1
@@ -241,8 +263,6 @@ class Supervisor:
         """A leftover file from a killed run is stale; one whose Redis answers belongs to a live run."""
         if not url_file.exists():
             return True
-        import redis
-
         try:
             redis.Redis.from_url(url_file.read_text().strip(), socket_timeout=0.5, socket_connect_timeout=0.5).ping()
         except (redis.RedisError, OSError, ValueError):
@@ -276,6 +296,8 @@ class Supervisor:
                 break
             except subprocess.TimeoutExpired:
                 continue
+        if self.stopping:  # it got the group's Ctrl-C too: not a failure
+            return None
         if proc.returncode != 0:
             log.error("flask %s failed with exit code %d", " ".join(args), proc.returncode)
             self.exit_code = 1
@@ -311,7 +333,7 @@ class Supervisor:
                     return
             if not ready:
                 status = self._health()
-                if status is not None or now - started > READY_TIMEOUT:
+                if status in (200, 503) or now - started > READY_TIMEOUT:
                     ready = True
                     self._banner(token, status)
             if now >= next_reap:

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""Callback throughput and latency: WeLead's /wechat/callback beside a bare Flask endpoint, same gunicorn, wrk load.
+
+The figure that matters is the ratio of the two under the same server setup (gunicorn command line shared with
+`make run` through welead.run.gunicorn_argv) and the same requests: everything the bare app does not do (signature,
+AES, safe XML parsing, one DB transaction, the Redis push) is what WeLead costs. Figures are printed, not asserted.
+
+Every request is distinct and pre-built (encrypted with wechatpy's WeChatCrypto, signed with msg_signature) before
+the timer starts, so dedup never short-cuts the work and the load generator only replays bytes. wrk (C, epoll, one
+LuaJIT state per thread) does the replay; the target-rate phase paces sends from a monotonic clock in Lua.
+
+    .venv/bin/python bench/callback.py [--duration 20] [--rate 200] [--database-url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+TOKEN = "welead-bench-token"
+APP_ID = "wxbench000000000"
+ACCOUNT = "gh_welead_bench"
+TEXTS = ("hello", "price?", "I want a demo", "what is WeLead", "thanks", "contact me please")
+
+# The bare endpoint: what any Flask app under this gunicorn costs. Imported by gunicorn as callback:bare_app.
+bare_app = Flask("bare")
+
+
+@bare_app.post("/wechat/callback")
+def bare_callback() -> str:
+    return "success"
+
+
+# ---- requests ---------------------------------------------------------------------------------------------------
+
+
+class Builder:
+    """Signed, encrypted safe-mode callbacks; every one distinct (openid + CreateTime for events, MsgId for texts)."""
+
+    def __init__(self, aes_key: str) -> None:
+        from wechatpy.crypto import WeChatCrypto
+
+        self.crypto = WeChatCrypto(TOKEN, aes_key, APP_ID)
+        self.run = secrets.token_hex(3)
+        self.msgid_base = secrets.randbits(40) << 22
+        self.serial = 0  # makes openids and MsgIds unique
+        self.texts = 0  # cycles the contents, whatever else was built in between
+
+    def _envelope(self, plain: str, openid: str, now: int) -> str:
+        nonce = secrets.token_hex(5)
+        ts = str(now)
+        sealed = self.crypto.encrypt_message(plain, nonce, ts)
+        encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", sealed).group(1)  # type: ignore[union-attr]
+        msg_signature = hashlib.sha1("".join(sorted([TOKEN, ts, nonce, encrypt])).encode()).hexdigest()
+        query = urllib.parse.urlencode(
+            {
+                "signature": hashlib.sha1("".join(sorted([TOKEN, ts, nonce])).encode()).hexdigest(),
+                "timestamp": ts,
+                "nonce": nonce,
+                "openid": openid,
+                "encrypt_type": "aes",
+                "msg_signature": msg_signature,
+            }
+        )
+        body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        return f"/wechat/callback?{query}\t{body}"
+
+    def _head(self, openid: str, now: int, kind: str) -> str:
+        return (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>"
+        )
+
+    def subscribe(self, now: int) -> tuple[str, str]:
+        self.serial += 1
+        openid = f"oBench{self.run}{self.serial:09d}"
+        key = f"qrscene_campaign:bench{self.serial % 3}" if self.serial % 4 == 0 else ""
+        plain = self._head(openid, now, "event") + f"<Event><![CDATA[subscribe]]></Event><EventKey><![CDATA[{key}]]>"
+        plain += "</EventKey></xml>"
+        return openid, self._envelope(plain, openid, now)
+
+    def text(self, openid: str, now: int) -> str:
+        self.serial += 1
+        self.texts += 1
+        content = TEXTS[self.texts % len(TEXTS)]
+        plain = self._head(openid, now, "text") + f"<Content><![CDATA[{content}]]></Content>"
+        plain += f"<MsgId>{self.msgid_base + self.serial}</MsgId></xml>"
+        return self._envelope(plain, openid, now)
+
+    def probe(self) -> str:
+        """An event kind nobody handles: recorded and answered "success" whatever the playbook says."""
+        self.serial += 1
+        openid = f"oBench{self.run}probe{self.serial}"
+        now = int(time.time())
+        plain = self._head(openid, now, "event") + "<Event><![CDATA[welead_bench_probe]]></Event></xml>"
+        return self._envelope(plain, openid, now)
+
+    def pool(self, count: int, path: Path) -> Path:
+        """Half new subscribers, half texts from the subscriber just before: a follower who says something."""
+        now = int(time.time())
+        with path.open("w") as f:
+            openid = ""
+            for i in range(count):
+                if i % 2 == 0:
+                    openid, line = self.subscribe(now)
+                else:
+                    line = self.text(openid, now)
+                f.write(line + "\n")
+        return path
+
+
+# ---- wrk ----------------------------------------------------------------------------------------------------------
+
+LUA = r"""
+-- generated by bench/callback.py: replay pre-built requests, count statuses and bodies
+local pool_file, rate, nthreads = "%(pool)s", %(rate)s, %(threads)d
+local threads, counter = {}, 0
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  reqs, n, idx, wraps = {}, 0, 0, 0
+  non2xx, success, reply, other = 0, 0, 0, 0
+  local i = 0
+  local headers = {["Content-Type"] = "text/xml"}
+  for line in io.lines(pool_file) do
+    if i %% nthreads == tid then
+      local tab = string.find(line, "\t", 1, true)
+      n = n + 1
+      reqs[n] = wrk.format("POST", string.sub(line, 1, tab - 1), headers, string.sub(line, tab + 1))
+    end
+    i = i + 1
+  end
+end
+
+function request()
+  idx = idx + 1
+  if idx > n then idx, wraps = 1, wraps + 1 end
+  return reqs[idx]
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1
+  elseif body == "success" then success = success + 1
+  elseif string.sub(body, 1, 5) == "<xml>" then reply = reply + 1
+  else other = other + 1 end
+end
+
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } wlb_timespec;
+    int clock_gettime(int clk_id, wlb_timespec *tp);
+  ]]
+  local ts = ffi.new("wlb_timespec")
+  local interval = 1000.0 * nthreads / rate  -- ms between sends of this thread
+  local due = nil
+  function delay()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    if due == nil or now - due > 1000 then due = now end  -- more than 1 s behind: do not burst to catch up
+    local wait = due - now
+    due = due + interval
+    if wait < 0 then return 0 end
+    return math.floor(wait)
+  end
+end
+
+function done(summary, latency, requests)
+  local t = {non2xx = 0, success = 0, reply = 0, other = 0, wraps = 0}
+  for _, thread in ipairs(threads) do
+    for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'WLBENCH {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "mean_us": %%.1f, ' ..
+    '"non2xx": %%d, "success": %%d, "reply": %%d, "other": %%d, "wraps": %%d, ' ..
+    '"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
+    t.non2xx, t.success, t.reply, t.other, t.wraps, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+@dataclass
+class Result:
+    app: str
+    phase: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    success: int
+    reply: int
+    other: int
+    wraps: int
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run_wrk(
+    args: argparse.Namespace, port: int, pool: Path, seconds: float, rate: float, app: str, phase: str
+) -> Result:
+    script = pool.with_suffix(".lua")
+    script.write_text(LUA % {"pool": pool, "rate": rate, "threads": args.threads})
+    cmd = [
+        "wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WLBENCH ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    d = json.loads(line.removeprefix("WLBENCH "))
+    return Result(
+        app=app,
+        phase=phase,
+        requests=d["requests"],
+        seconds=d["duration_us"] / 1e6,
+        p50_ms=d["p50_us"] / 1000,
+        p99_ms=d["p99_us"] / 1000,
+        non2xx=d["non2xx"],
+        success=d["success"],
+        reply=d["reply"],
+        other=d["other"],
+        wraps=d["wraps"],
+        socket_errors=d["connect"] + d["read"] + d["write"] + d["timeout"],
+    )
+
+
+# ---- servers ------------------------------------------------------------------------------------------------------
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, whatever http_proxy says
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(port: int, line: str) -> tuple[int, str]:
+    path, body = line.split("\t", 1)
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body.encode(), headers={"Content-Type": "text/xml"}, method="POST"
+    )
+    try:
+        with _NO_PROXY.open(req, timeout=10) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+class Server:
+    """One gunicorn, started the way `make run` starts it; logs go to a file shown when something fails."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], workdir: Path, workers: int, extra: list[str]) -> None:
+        from welead.run import gunicorn_argv
+
+        self.name = name
+        self.port = free_port()
+        self.log = workdir / f"{name}.log"
+        argv = gunicorn_argv(app, f"127.0.0.1:{self.port}", workers) + extra
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, probe: str, timeout: float = 60.0) -> None:
+        """Ready means the probe request is answered 200 "success": the endpoint works before it is measured."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                status, body = post(self.port, probe)
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+                time.sleep(0.2)
+                continue
+            if status == 200 and body == "success":
+                return
+            raise RuntimeError(f"{self.name}: probe answered {status} {body[:200]!r}; log: {self.log}")
+        raise RuntimeError(f"{self.name}: not ready ({last}); log tail:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def flask(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env, check=True)
+
+
+def count_interactions(database_url: str) -> int | None:
+    """Rows in the interactions table, to check that every distinct callback was recorded exactly once."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from welead.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM interactions")).scalar_one())
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+# ---- the bench ----------------------------------------------------------------------------------------------------
+
+
+def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir: Path) -> list[Result]:
+    """Warm-up (unmeasured, also sizes the max phase), then the target-rate phase, then the unthrottled phase."""
+    results = []
+    warm = run_wrk(args, server.port, builder.pool(args.warmup * 4000, workdir / f"{server.name}-warm.txt"),
+                   args.warmup, 0, server.name, "warm-up")  # fmt: skip
+    results.append(warm)
+    n = math.ceil(args.rate * args.duration * 1.2) + 200
+    print(f"  {server.name}: building {n} requests for the {args.rate:g} req/s phase", flush=True)
+    pool = builder.pool(n, workdir / f"{server.name}-rate.txt")
+    results.append(run_wrk(args, server.port, pool, args.duration, args.rate, server.name, f"{args.rate:g} req/s"))
+    n = min(args.max_pool, math.ceil(max(warm.rps, 100) * args.duration * 1.5) + 1000)
+    if server.name == "bare":
+        n = min(n, 20_000)  # the bare endpoint ignores what it is sent: replaying a smaller pool changes nothing
+    print(f"  {server.name}: building {n} requests for the unthrottled phase", flush=True)
+    pool = builder.pool(n, workdir / f"{server.name}-max.txt")
+    results.append(run_wrk(args, server.port, pool, args.duration, 0, server.name, "max"))
+    return results
+
+
+def report(results: list[Result], args: argparse.Namespace, db_label: str, recorded: str) -> None:
+    print()
+    print(f"gunicorn: {args.workers} sync workers; wrk: {args.threads} thread(s), {args.connections} connections; "
+          f"{args.duration:g} s per phase; database: {db_label}")  # fmt: skip
+    head = f"{'app':<8} {'phase':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'sock err':>8}"
+    head += f" {'success':>8} {'replies':>8} {'other':>6} {'wraps':>6}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        if r.phase == "warm-up":
+            continue
+        print(
+            f"{r.app:<8} {r.phase:<12} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.non2xx:>8} "
+            f"{r.socket_errors:>8} {r.success:>8} {r.reply:>8} {r.other:>6} {r.wraps:>6}"
+        )
+    by = {(r.app, r.phase): r for r in results}
+    bare, wl = by.get(("bare", "max")), by.get(("welead", "max"))
+    if bare and wl and bare.rps:
+        print(f"\nthroughput ratio welead/bare (unthrottled): {wl.rps / bare.rps:.2f}x "
+              f"({wl.rps:.0f} vs {bare.rps:.0f} req/s)")  # fmt: skip
+    rate = f"{args.rate:g} req/s"
+    b, w = by.get(("bare", rate)), by.get(("welead", rate))
+    if b and w:
+        print(f"at {rate}: p50 {w.p50_ms:.2f} vs {b.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} vs {b.p99_ms:.2f} ms")
+    if recorded:
+        print(recorded)
+    if any(r.wraps for r in results if r.app == "welead"):
+        print("note: some WeLead requests were replayed (wraps > 0): those were duplicates, answered from dedup; "
+              "raise --max-pool")  # fmt: skip
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per measured phase (default 20)")
+    p.add_argument("--rate", type=float, default=200.0, help="target requests/s of the paced phase (default 200)")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured warm-up per app (default 3)")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the server needs the cores)")
+    p.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: what `make run` uses)")
+    p.add_argument("--database-url", default="", help="measure on this database (default: SQLite in a temp dir)")
+    p.add_argument("--max-pool", type=int, default=400_000, help="cap on pre-built requests for the max phase")
+    p.add_argument("--no-playbook", action="store_true", help="skip loading the demo playbook")
+    p.add_argument("--skip-bare", action="store_true", help="measure WeLead only")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, pools, SQLite file)")
+    args = p.parse_args()
+
+    if shutil.which("wrk") is None:
+        print("bench/callback.py needs wrk, the HTTP load generator: install it with `apt-get install wrk` "
+              "(Debian/Ubuntu) or `brew install wrk` (macOS)", file=sys.stderr)  # fmt: skip
+        return 2
+    sys.path.insert(0, str(ROOT))
+    from welead.embedded import EmbeddedRedis
+    from welead.run import web_workers
+
+    args.workers = args.workers or web_workers()
+    aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
+    workdir = Path(tempfile.mkdtemp(prefix="wlb-", dir="/tmp"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    db_label = "PostgreSQL" if database_url.startswith("postgres") else "SQLite (file, WAL)"
+
+    def on_term(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    redis = EmbeddedRedis()
+    servers: list[Server] = []
+    results: list[Result] = []
+    recorded = ""
+    try:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "WELEAD_"))}
+        base.update(PYTHONUNBUFFERED="1", GUNICORN_CMD_ARGS="")
+        builder = Builder(aes_key)
+        if not args.skip_bare:
+            print("bare Flask endpoint", flush=True)
+            bare = Server("bare", "callback:bare_app", base, workdir, args.workers, ["--pythonpath", str(HERE)])
+            servers.append(bare)
+            bare.wait_ready(builder.probe())
+            results += measure(args, bare, builder, workdir)
+            bare.stop()
+
+        print("WeLead /wechat/callback", flush=True)
+        env = dict(
+            base,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis.start(),
+            WECHAT_TOKEN=TOKEN,
+            WECHAT_APP_ID=APP_ID,
+            WECHAT_AES_KEY=aes_key,
+            WELEAD_REPLAY_WINDOW=str(int(max(300, 3 * (args.duration + args.warmup) + 300))),
+        )
+        flask(env, "db", "upgrade")
+        if not args.no_playbook:
+            flask(env, "playbook", "load-demo-if-empty")
+        welead = Server("welead", "wsgi:app", env, workdir, args.workers, [])
+        servers.append(welead)
+        welead.wait_ready(builder.probe())
+        before = count_interactions(database_url)
+        wl = measure(args, welead, builder, workdir)
+        results += wl
+        after = count_interactions(database_url)
+        if before is not None and after is not None:
+            answered = sum(r.success + r.reply for r in wl)
+            recorded = (
+                f"interactions recorded during the WeLead phases: {after - before}; 2xx answers counted by wrk: "
+                f"{answered} (requests still in flight when a phase ends are recorded but not counted)"
+            )
+        welead.stop()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for s in servers:
+            s.stop()
+        redis.stop()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report(results, args, db_label, recorded)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
