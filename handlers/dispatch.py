@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from scrm import deliveries
 from scrm.ingest import Event, Visit
 from wechat.inbound import Inbound
 
@@ -61,6 +62,11 @@ def unsubscribe(visit: Visit, msg: Inbound) -> None:
 @on(OA, "scan")
 def scan(visit: Visit, msg: Inbound) -> None:
     visit.scanned(msg.scene)
+
+
+@on(OA, "templatesendjobfinish", "masssendjobfinish")
+def send_job_finished(visit: Visit, msg: Inbound) -> None:
+    deliveries.job_finished(visit, msg.msg_id, str(msg.fields.get("Status") or "") or None)
 
 
 @on(WECOM_CONTACT, "add_external_contact", "add_half_external_contact")

@@ -17,7 +17,7 @@ from scrm.ingest import process
 from tasks.queue import push
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
-from wechat.replies import Reply, render
+from wechat.replies import Article, Reply, render
 from welead.app import services
 
 log = logging.getLogger("welead.callback")
@@ -73,7 +73,9 @@ def _callback(ep: Endpoint) -> Response:
     push(svc.redis, visit.outbox_ids)
     if not visit.answers or ep.channel != "oa":
         return _text("success")
-    xml = render(Reply(text=visit.answers[0].get("text", "")), msg.openid, msg.account)
+    answer = visit.answers[0]  # {"text": ...} or news {"articles": [{title, description, url, image}]}
+    articles = tuple(Article(**a) for a in answer.get("articles", ()))
+    xml = render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)
     if encrypted:
         xml = seal_reply(ep, xml, args.get("nonce") or secrets.token_hex(8))
     return Response(xml, mimetype="application/xml")

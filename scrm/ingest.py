@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scrm import outbox
+from scrm import outbox, playbook
 from scrm.models import Activity, Follower, Interaction, Rep
 from welead.db import Database, utcnow
 from welead.sql import insert_ignore
@@ -51,6 +51,7 @@ class Visit:
         self.duplicate = self.interaction_id is None
         self.outbox_ids: list[int] = []
         self.answers: list[dict[str, Any]] = []  # passive replies chosen by handlers/rules: {"text": ...}
+        self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
         if not self.duplicate and self.follower is not None:
             self.follower.last_active_at = max(self.follower.last_active_at or event.at, event.at)
 
@@ -137,6 +138,10 @@ class Visit:
             )
         )
 
+    def signal(self, kind: str, **facts: Any) -> None:
+        """Raise a playbook trigger (form_submitted, checked_in...); rules run after the effect, in this transaction."""
+        self.signals.append((kind, facts))
+
     def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
         oid = outbox.add(self.session, task, args, key=key)
         if oid is not None:
@@ -149,11 +154,13 @@ class Visit:
 
 
 def process(db: Database, event: Event, effect: Callable[[Visit], None] | None, *, with_follower: bool = True) -> Visit:
-    """Record `event` and apply `effect` in one transaction; a duplicate delivery applies nothing."""
+    """Record `event`, apply `effect`, then the playbook's rules, in one transaction; a duplicate applies nothing."""
     with db.transaction() as session:
         visit = Visit(session, event, with_follower=with_follower)
         if not visit.duplicate and effect is not None:
             effect(visit)
+        if not visit.duplicate:
+            playbook.run(visit)
         return visit
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -86,6 +87,7 @@ class MessageTemplate:
     miniprogram: dict[str, str] | None
     text: str | None
     channels: tuple[str, ...]
+    variables: frozenset[str] = frozenset()  # of follower, event, data, now: what its expressions use
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -119,15 +121,18 @@ def check_value(name: str, value: str) -> None:
         raise TemplateError(f"field {name!r}: {value!r} is not a valid {kind}")
 
 
-def _compile_check(where: str, source: str) -> None:
+def _compile_check(where: str, source: str) -> set[str]:
+    """The names a source uses; TemplateError for a syntax error or a name templates cannot see."""
     try:
         parsed = _env.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{where}: Jinja syntax error line {exc.lineno}: {exc.message}") from None
-    unknown = meta.find_undeclared_variables(parsed) - VARIABLES
+    names = meta.find_undeclared_variables(parsed)
+    unknown = names - VARIABLES
     if unknown:
         known = ", ".join(sorted(VARIABLES))
         raise TemplateError(f"{where}: unknown name(s) {', '.join(sorted(unknown))} (use {known})")
+    return names
 
 
 def _is_static(source: str) -> bool:
@@ -161,18 +166,19 @@ def parse(name: str, document: Any) -> MessageTemplate:
         raise TemplateError("; ".join(problems)) from None
     fields = {k: v if isinstance(v, str) else v.value for k, v in doc.fields.items()}
     colors = {k: v.color for k, v in doc.fields.items() if not isinstance(v, str) and v.color}
+    names: set[str] = set()
     for key, source in fields.items():
         field_limit(key)
-        _compile_check(f"fields.{key}", source)
+        names |= _compile_check(f"fields.{key}", source)
         if _is_static(source):
             check_value(key, source)
     for where, source in (("url", doc.url), ("text", doc.text), ("miniprogram.pagepath", _pagepath(doc))):
         if source:
-            _compile_check(where, source)
+            names |= _compile_check(where, source)
     return MessageTemplate(
         name=name, kind=doc.kind, template_id=doc.template_id, title=doc.title, fields=fields, colors=colors,
         url=doc.url, miniprogram=doc.miniprogram.model_dump() if doc.miniprogram else None, text=doc.text,
-        channels=_channels(doc),
+        channels=_channels(doc), variables=frozenset(names),
     )  # fmt: skip
 
 
@@ -239,9 +245,15 @@ def library(directory: Path) -> Library:
     return lib
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> Template:
+    """Compiling is most of a render's cost: once per distinct source, not once per message."""
+    return _env.from_string(source)
+
+
 def _render(where: str, source: str, context: dict[str, Any]) -> str:
     try:
-        return _env.from_string(source).render(context).strip()
+        return _compiled(source).render(context).strip()
     except (UndefinedError, SecurityError, TypeError, ValueError, AttributeError) as exc:
         raise TemplateError(f"{where}: {exc}") from None
 

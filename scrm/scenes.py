@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -44,8 +45,9 @@ class Pattern:
         return not self.names and "*" not in self.text
 
 
+@lru_cache(maxsize=4096)
 def compile_pattern(text: str) -> Pattern:
-    """Compile once at playbook load; matching is then one regex call."""
+    """Compiled once per process (cached); matching is then one regex call."""
     if "{" in _TOKEN.sub("", text) or "}" in _TOKEN.sub("", text):
         raise PatternError(f"bad placeholder in pattern {text!r} (use {{name}} with letters, digits, _)")
     out, names, pos = [], [], 0

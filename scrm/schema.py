@@ -2,3 +2,4 @@
 
 import scrm.delivery_models  # noqa: F401  (deliveries, broadcasts)
 from scrm import models  # noqa: F401
+from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)

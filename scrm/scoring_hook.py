@@ -1,4 +1,5 @@
-"""Where follower reads get their scores. The playbook's scoring module replaces `totals` when it loads."""
+"""Where follower reads get their scores: the decayed totals kept by scrm.scoring (imported lazily, since
+scrm.scoring itself reads scrm.followers)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from sqlalchemy.orm import Session
 Totals = Callable[[Session, list[int]], dict[int, dict[str, float]]]
 
 
-def _no_models(session: Session, follower_ids: list[int]) -> dict[int, dict[str, float]]:
-    return {}
+def _decayed(session: Session, follower_ids: list[int]) -> dict[int, dict[str, float]]:
+    from scrm.scoring import totals as decayed_totals
+
+    return decayed_totals(session, follower_ids)
 
 
-totals: Totals = _no_models
+totals: Totals = _decayed

@@ -31,4 +31,6 @@ class GiveUp(Exception):
 
 def load_all() -> None:
     """Import every module that registers tasks (the worker calls this once at start)."""
-    import tasks.profile  # noqa: F401
+    import tasks.notify
+    import tasks.profile
+    import tasks.send  # noqa: F401

@@ -20,7 +20,8 @@ from welead.app import services
 
 log = logging.getLogger(__name__)
 
-PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10)]
+PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.send.pump", 5)]
+PERIODIC += [("tasks.playbook.tick", 60), ("tasks.tagsync.sync", 60)]  # inactive triggers, decay; WeChat tags
 
 
 def _supervise(name: str, body, backoff_max: float = 10.0) -> None:

@@ -72,6 +72,10 @@ def scheduler() -> None:
 
 def register_cli(app: Flask) -> None:
     from wechat.cli import wechat_cli
+    from welead.cli_broadcast import broadcast_cli, messages_cli
+    from welead.cli_playbook import playbook_cli, segment_cli
 
-    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli):
+    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli):
+        app.cli.add_command(command)
+    for command in (playbook_cli, segment_cli):
         app.cli.add_command(command)

@@ -21,7 +21,6 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     StrictBool,
-    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
@@ -36,6 +35,12 @@ def _as_list(value: Any) -> Any:
 
 def _as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected number")
+    return value
 
 
 def _check_patterns(values: list[str]) -> list[str]:
@@ -54,7 +59,7 @@ Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Befo
 Patterns = Annotated[
     list[Annotated[str, Field(min_length=1)]], BeforeValidator(_as_list), AfterValidator(_check_patterns)
 ]
-Number = StrictFloat | StrictInt
+Number = Annotated[float, BeforeValidator(_number)]  # one type (not a union), so errors keep a plain path
 
 
 class Strict(BaseModel):

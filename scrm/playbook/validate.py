@@ -80,6 +80,9 @@ def _describe(err: Any, data: dict[str, Any]) -> str:
     message = SHORT.get(kind) or str(err["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":
         message = f"expected {err['ctx']['expected']}"
+    elif kind in ("too_short", "too_long") and isinstance(err.get("input"), list):
+        bound = err["ctx"].get("min_length", err["ctx"].get("max_length"))
+        message = f"{'at least' if kind == 'too_short' else 'at most'} {bound} item(s)"
     return f"{path(loc)}: {message}{_rule_hint(loc, data)}"
 
 
@@ -152,7 +155,7 @@ def _rule(book: Playbook, rule: Rule, where: str, models: set[str], stages: list
     for k, action in enumerate(rule.do):
         at = f"{where}.do[{k}]"
         if action.verb == "reply" and kind in QUIET_TRIGGERS:
-            yield f"{at}.reply: a {kind} rule runs without a message to answer; send a template instead"
+            yield f"{at}.reply: {kind} rules run without a message to answer; send a template instead"
         yield from _action(book, action, at, bound, models, stages)
 
 
@@ -237,7 +240,7 @@ FACTS = {
     "score_crossed": {"model", "threshold", "score"},
     "inactive": {"days"},
     "form_submitted": {"form"},
-    "checked_in": {"event"},
+    "checked_in": {"event", "booth"},
     "any": {"kind"},
 }
 PATTERN_FIELD = {

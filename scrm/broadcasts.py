@@ -1,0 +1,320 @@
+"""Broadcasts: one library message to a segment, fanned out into deliveries page by page, never all at once.
+
+The fan-out walks the segment in follower-id order (keyset pages), inserts one delivery per follower with INSERT ...
+ON CONFLICT DO NOTHING on the key `b:<broadcast>:<openid>`, and advances `cursor` with a compare-and-set in the same
+transaction. So it can die and resume, run twice at once, or be re-run on purpose, and nobody gets two rows.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import Session
+
+from scrm import audience, deliveries, followers
+from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, QUEUED, RUNNING, Broadcast, Delivery
+from scrm.message_templates import MASS, Library, TemplateError, render
+from scrm.models import Follower
+from welead.db import utcnow
+from welead.sql import insert_ignore
+
+PAGE = 1000  # followers read and inserted per fan-out transaction
+MASS_BATCH = 10_000  # openids per mass-send call (WeChat's maximum); mass calls are few a day
+
+
+class Conflict(RuntimeError):
+    """Another fan-out moved the cursor first: reread and carry on."""
+
+
+class InvalidBroadcast(ValueError):
+    """The request cannot become a broadcast (unknown template, channel not allowed, bad segment...)."""
+
+
+@dataclass
+class Page:
+    """One fan-out step: the new deliveries grouped by the job that will send them."""
+
+    groups: dict[str, list[int]] = field(default_factory=dict)
+    scanned: int = 0
+    done: bool = False
+    stopped: bool = False
+
+
+def job_name() -> str:
+    return f"send-{secrets.token_hex(8)}"
+
+
+def _where(session: Session, segment: Any) -> ColumnElement[bool]:
+    """The segment's condition; an empty filter is refused (a broadcast to everyone says so: `{"all": true}`)."""
+    try:
+        if audience.resolve(session, segment) in ({}, None):
+            raise audience.SegmentError('an empty filter; say {"all": true} to mean every follower')
+        return audience.where(session, segment)
+    except audience.SegmentError as exc:
+        raise InvalidBroadcast(f"segment: {exc}") from None
+
+
+def _insert(session: Session, values: dict[str, Any]) -> int | None:
+    return session.scalar(insert_ignore(session, Broadcast, ["key"], returning="id"), values)
+
+
+def create(
+    session: Session,
+    lib: Library,
+    *,
+    template: str,
+    segment: Any,
+    data: dict[str, Any],
+    channel: str | None = None,
+    key: str | None = None,
+    name: str = "",
+    created_by: str | None = None,
+    error_budget: float = 0.1,
+    breaker_window: int = 200,
+) -> tuple[Broadcast, bool]:
+    """A running broadcast (fan-out pending), or the existing one with the same `key` (False: nothing new)."""
+    if key:
+        found = session.scalar(select(Broadcast).where(Broadcast.key == key))
+        if found is not None:
+            return found, False
+    try:
+        tpl = lib.get(template)
+    except TemplateError as exc:
+        raise InvalidBroadcast(str(exc)) from None
+    channel = channel or tpl.channels[0]
+    if channel not in tpl.channels:
+        raise InvalidBroadcast(f"{template!r} cannot go by {channel!r}: allowed {', '.join(tpl.channels)}")
+    where = _where(session, segment)
+    _dry_run(session, lib, template, channel, where, data)
+    now = utcnow()
+    new_id = _insert(
+        session,
+        {
+            "key": key,
+            "name": name or template,
+            "template": template,
+            "channel": channel,
+            "segment": segment,
+            "data": data,
+            "state": RUNNING,
+            "cursor": 0,
+            "total": 0,
+            "error_budget": error_budget,
+            "breaker_window": breaker_window,
+            "created_by": created_by,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if new_id is None:  # a concurrent create with the same key won
+        return session.scalar(select(Broadcast).where(Broadcast.key == key)), False
+    return session.get(Broadcast, new_id), True
+
+
+def _dry_run(session: Session, lib: Library, template: str, channel: str, where: Any, data: dict[str, Any]) -> None:
+    """Render for the segment's first follower now, so a missing data field fails the request, not 100k sends."""
+    first = session.scalar(select(Follower).where(where).order_by(Follower.id).limit(1))
+    if first is None:
+        return
+    shown = followers.serialize(session, [first])[0] if channel != MASS else {}
+    ctx = {"follower": shown, "event": {}, "data": data, "now": utcnow()}
+    try:
+        render(lib.get(template), channel, ctx)
+    except TemplateError as exc:
+        raise InvalidBroadcast(f"{template!r} does not render for {first.openid}: {exc}") from None
+
+
+def batch_size(broadcast: Broadcast, batch: int) -> int:
+    """Deliveries per send job: a mass send takes up to 10,000 openids in one call."""
+    return MASS_BATCH if broadcast.channel == MASS else batch
+
+
+def page_size(session: Session, broadcast_id: int, batch: int) -> int:
+    return max(PAGE, batch_size(get(session, broadcast_id), batch))
+
+
+def count_audience(session: Session, broadcast_id: int) -> int:
+    """How many followers the segment has (once, at the start of the fan-out: the progress bar's total)."""
+    b = session.get(Broadcast, broadcast_id)
+    if b.audience is None:
+        b.audience = int(session.scalar(select(func.count()).select_from(Follower).where(_where(session, b.segment))))
+    return b.audience
+
+
+def add_page(session: Session, broadcast_id: int, rows: list[tuple[int, str]], batch: int, now: datetime) -> Page:
+    """Create the deliveries of one page of the segment (follower id, openid) and advance the cursor past it.
+
+    Conflict when another fan-out moved the cursor meanwhile; `stopped` when the broadcast is no longer running.
+    """
+    b = session.get(Broadcast, broadcast_id, populate_existing=True)
+    if b is None or b.state != RUNNING:
+        return Page(stopped=True)
+    size = batch_size(b, batch)
+    params, job = [], job_name()
+    for i, (fid, openid) in enumerate(rows):
+        if i and i % size == 0:
+            job = job_name()
+        params.append(
+            {
+                "key": f"b:{b.id}:{openid}",
+                "follower_id": fid,
+                "openid": openid,
+                "channel": b.channel,
+                "template": b.template,
+                "args": {},
+                "broadcast_id": b.id,
+                "source": "broadcast",
+                "state": QUEUED,
+                "attempts": 0,
+                "retries": 0,
+                "in_doubt": False,
+                "job": job,
+                "pushed_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    stmt = insert_ignore(session, Delivery, ["key"]).returning(Delivery.id, Delivery.job)
+    inserted = session.execute(stmt, params).all() if params else []
+    if rows:
+        _advance(session, b, rows[-1][0], len(inserted), now)
+    page = Page(scanned=len(rows))
+    for did, job_id in inserted:
+        page.groups.setdefault(job_id, []).append(did)
+    for ids in page.groups.values():
+        ids.sort()
+    return page
+
+
+def fanned_out(session: Session, broadcast_id: int, cursor: int, now: datetime) -> bool:
+    """The stream ended: mark the fan-out complete, unless another fan-out moved the cursor past ours."""
+    moved = session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.cursor == cursor, Broadcast.fanned_out_at.is_(None))
+        .values(fanned_out_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return moved == 1
+
+
+def cursor_of(session: Session, broadcast_id: int) -> tuple[Any, int, bool]:
+    """(segment, cursor, still to fan out?) of a broadcast."""
+    b = get(session, broadcast_id)
+    return b.segment, b.cursor, b.state == RUNNING and b.fanned_out_at is None
+
+
+def _advance(session: Session, b: Broadcast, cursor: int, added: int, now: datetime) -> None:
+    moved = session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == b.id, Broadcast.cursor == b.cursor)
+        .values(cursor=cursor, total=Broadcast.total + added, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        raise Conflict(f"broadcast {b.id}: cursor moved")
+
+
+# --- control --------------------------------------------------------------------------------------------------------
+
+
+def get(session: Session, broadcast_id: int) -> Broadcast:
+    b = session.get(Broadcast, broadcast_id)
+    if b is None:
+        raise deliveries.NotFound(f"no broadcast {broadcast_id}")
+    return b
+
+
+def pause(session: Session, broadcast_id: int, reason: str) -> bool:
+    """running → paused with the reason shown by the status; False if it was not running."""
+    b = get(session, broadcast_id)
+    if b.state != RUNNING:
+        return False
+    b.state, b.pause_reason, b.updated_at = PAUSED, reason, utcnow()
+    return True
+
+
+def resume(session: Session, broadcast_id: int) -> bool:
+    """paused → running; its queued rows lose their old jobs so the pump pushes them again."""
+    b = get(session, broadcast_id)
+    if b.state != PAUSED:
+        return False
+    b.state, b.pause_reason, b.updated_at = RUNNING, None, utcnow()
+    deliveries.release_broadcast(session, b.id)
+    return True
+
+
+def cancel(session: Session, broadcast_id: int) -> int | None:
+    """Cancel and mark every queued row cancelled (rows already sending finish); None if already over."""
+    b = get(session, broadcast_id)
+    if b.state in (CANCELLED, DONE):
+        return None
+    now = utcnow()
+    b.state, b.updated_at, b.finished_at = CANCELLED, now, now
+    return deliveries.cancel_queued(session, b.id, now)
+
+
+def finish_if_done(session: Session, broadcast_id: int) -> bool:
+    """running, fanned out and nothing queued or sending → done."""
+    b = session.get(Broadcast, broadcast_id)
+    if b is None or b.state != RUNNING or b.fanned_out_at is None or deliveries.pending(session, b.id):
+        return False
+    now = utcnow()
+    b.state, b.finished_at, b.updated_at = DONE, now, now
+    return True
+
+
+def unfinished(session: Session) -> list[tuple[int, bool]]:
+    """Running broadcasts: (id, fanned out?) for the pump to finish or to restart a stalled fan-out."""
+    rows = session.execute(select(Broadcast.id, Broadcast.fanned_out_at).where(Broadcast.state == RUNNING))
+    return [(bid, fanned is not None) for bid, fanned in rows]
+
+
+def status(session: Session, broadcast_id: int) -> dict[str, Any]:
+    """Counts per state, progress, why rows were skipped, and why it paused (the breaker says so here)."""
+    b = get(session, broadcast_id)
+    counts = deliveries.counts(session, b.id)
+    final = sum(n for state, n in counts.items() if state in FINAL)
+    return {
+        "id": b.id,
+        "key": b.key,
+        "name": b.name,
+        "template": b.template,
+        "channel": b.channel,
+        "segment": b.segment,
+        "data": b.data,
+        "state": b.state,
+        "pause_reason": b.pause_reason,
+        "audience": b.audience,
+        "total": b.total,
+        "fanned_out": b.fanned_out_at is not None,
+        "counts": counts,
+        "finished": final,
+        "progress": round(final / b.total, 4) if b.total else 0.0,
+        "retries": deliveries.retries(session, b.id),
+        "reasons": deliveries.reasons(session, b.id),
+        "error_budget": b.error_budget,
+        "breaker_window": b.breaker_window,
+        "created_by": b.created_by,
+        "created_at": followers.iso(b.created_at),
+        "finished_at": followers.iso(b.finished_at),
+    }
+
+
+def listing(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+    rows = session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))
+    return [
+        {
+            "id": b.id,
+            "name": b.name,
+            "template": b.template,
+            "channel": b.channel,
+            "state": b.state,
+            "total": b.total,
+            "created_at": followers.iso(b.created_at),
+        }
+        for b in rows
+    ]

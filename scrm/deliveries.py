@@ -1,0 +1,557 @@
+"""The delivery state machine: every transition is a conditional UPDATE, so two workers can never own one row.
+
+queued → sending (claimed by one worker) → sent (WeChat's msgid) → delivered | failed (TEMPLATESENDJOBFINISH);
+or blocked, skipped (a guard said no), error (a permanent code, or retries used up), unknown (the request went out
+and the answer was lost: never resent blindly), cancelled (its broadcast was). A retry or a deferral puts the row
+back to queued with `send_after`. The follower's timeline gets an Activity for every final outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from scrm import followers, guards
+from scrm.delivery_models import (
+    BLOCKED,
+    CANCELLED,
+    DELIVERED,
+    ERROR,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Broadcast,
+    Delivery,
+)
+from scrm.ingest import Visit
+from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, render, request_body
+from scrm.models import Activity, Follower, Interaction
+from welead.db import utcnow
+from welead.sql import insert_ignore
+
+TIMELINE_STATES = (SENT, DELIVERED, FAILED, BLOCKED, ERROR, UNKNOWN, SKIPPED)
+FAILURE_STATES = (ERROR, UNKNOWN)
+NOT_FOLLOWING = 43004
+
+
+class NotFound(LookupError):
+    """No such follower or delivery."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed delivery, ready to go out: what the sender passes to the WeChat client."""
+
+    id: int
+    openid: str
+    channel: str
+    payload: dict[str, Any]
+    client_msg_id: str
+    broadcast_id: int | None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What came back from WeChat, sorted by the sender: the next state and why."""
+
+    state: str  # sent | blocked | skipped | error | unknown | retry
+    msgid: str | None = None
+    code: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+def client_msg_id(key: str) -> str:
+    """WeChat drops a repeat of the same openid + client_msg_id within 10 minutes: derived from the key, stable."""
+    return hashlib.sha1(key.encode()).hexdigest()[:32]
+
+
+def create(
+    session: Session,
+    follower: Follower,
+    template: str,
+    channel: str,
+    key: str,
+    args: dict[str, Any],
+    source: str,
+    job: str | None = None,
+) -> tuple[Delivery, bool]:
+    """The delivery for `key`, created queued unless it exists (then returned as is, `False`)."""
+    now = utcnow()
+    stmt = insert_ignore(session, Delivery, ["key"], returning="id")
+    new_id = session.scalar(
+        stmt,
+        {
+            "key": key,
+            "follower_id": follower.id,
+            "openid": follower.openid,
+            "channel": channel,
+            "template": template,
+            "args": args,
+            "source": source,
+            "state": QUEUED,
+            "attempts": 0,
+            "retries": 0,
+            "in_doubt": False,
+            "job": job,
+            "pushed_at": now if job else None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    row = session.scalar(select(Delivery).where(Delivery.key == key))
+    assert row is not None
+    return row, new_id is not None
+
+
+def new_message(
+    session: Session,
+    lib: Library,
+    *,
+    openid: str,
+    template: str,
+    data: dict[str, Any],
+    key: str,
+    source: str,
+    channel: str | None = None,
+    event: dict[str, Any] | None = None,
+    job: str | None = None,
+) -> tuple[Delivery, bool]:
+    """One library message to one follower (API, playbook, chatbot): checked, then queued under `key`."""
+    follower = session.scalar(select(Follower).where(Follower.openid == openid))
+    if follower is None:
+        raise NotFound(f"no follower {openid!r}")
+    tpl = lib.get(template)
+    channel = channel or tpl.channels[0]
+    if channel == MASS or channel not in tpl.channels:
+        allowed = ", ".join(c for c in tpl.channels if c != MASS)
+        raise TemplateError(f"{template!r} cannot go to one follower by {channel!r} (allowed: {allowed})")
+    args: dict[str, Any] = {"data": data}
+    if event:
+        args["event"] = event
+    return create(session, follower, template, channel, key, args, source, job=job)
+
+
+def claim(session: Session, ids: list[int], now: datetime) -> list[Delivery]:
+    """queued → sending for this worker: the rows it won (not taken, not final, due, broadcast running), by id."""
+    running = select(Broadcast.id).where(Broadcast.state == RUNNING)
+    won = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.state == QUEUED)
+        .where(or_(Delivery.send_after.is_(None), Delivery.send_after <= now))
+        .where(or_(Delivery.broadcast_id.is_(None), Delivery.broadcast_id.in_(running)))
+        .values(state=SENDING, updated_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not won:
+        return []
+    query = select(Delivery).where(Delivery.id.in_(won)).order_by(Delivery.id)
+    return list(session.scalars(query.execution_options(populate_existing=True)))
+
+
+def _note(session: Session, row: Delivery, now: datetime) -> None:
+    data = {"delivery": row.id, "template": row.template, "channel": row.channel, "state": row.state}
+    data.update({k: v for k, v in (("broadcast", row.broadcast_id), ("msgid", row.msgid), ("reason", row.reason)) if v})
+    session.add(Activity(follower_id=row.follower_id, kind=f"message_{row.state}", at=now, data=data))
+
+
+def settle(session: Session, row: Delivery, state: str, now: datetime, **fields: Any) -> None:
+    """Move an owned row to `state` with its reason/code/msgid, and put the outcome on the timeline."""
+    row.state, row.updated_at = state, now
+    for name, value in fields.items():
+        setattr(row, name, value)
+    if state != QUEUED:
+        row.in_doubt = False
+        row.job = None
+    if state in (DELIVERED, FAILED, BLOCKED, ERROR, UNKNOWN, SKIPPED):
+        row.done_at = now
+    if state in TIMELINE_STATES:
+        _note(session, row, now)
+
+
+def requeue(session: Session, row: Delivery, until: datetime | None, now: datetime, **fields: Any) -> None:
+    """Back to queued, to be pushed again when due (`until`), in a new job."""
+    settle(session, row, QUEUED, now, send_after=until, job=None, pushed_at=None, **fields)
+
+
+def backoff(retries: int, base: float, cap: float) -> float:
+    """Exponential with full jitter: retries of many workers spread out instead of hitting WeChat together."""
+    return random.uniform(base / 2, min(cap, base * 2 ** (retries - 1)))
+
+
+def context(row: Delivery, follower: dict[str, Any], data: dict[str, Any], now: datetime, zone: Any) -> dict[str, Any]:
+    """What template expressions see: follower (as the API shows it; nothing for a mass text, which is one for all),
+    event, data, now (local time)."""
+    return {
+        "follower": follower if row.channel != MASS else {},
+        "event": row.args.get("event") or {},
+        "data": data,
+        "now": now.replace(tzinfo=UTC).astimezone(zone),
+    }
+
+
+@dataclass
+class _Chunk:
+    """What a chunk of claimed rows needs, fetched once: followers, their tags (and API view), history, data."""
+
+    followers: dict[int, Follower]
+    tags: dict[int, list[str]]
+    shown: dict[int, dict[str, Any]]
+    past: guards.History
+    data: dict[int, dict[str, Any]]
+
+
+def _load(session: Session, rows: list[Delivery], rules: guards.SendRules, lib: Library, now: datetime) -> _Chunk:
+    ids = sorted({r.follower_id for r in rows})
+    people = {f.id: f for f in session.scalars(select(Follower).where(Follower.id.in_(ids)))}
+    needs_follower = any("follower" in _variables(lib, r.template) for r in rows)
+    shown = {d["_id"]: d for d in _shown(session, list(people.values()))} if needs_follower else {}
+    tags = {fid: d["tags"] for fid, d in shown.items()} if shown else followers.tag_names(session, ids)
+    broadcast_ids = {r.broadcast_id for r in rows if r.broadcast_id is not None}
+    data = {b.id: dict(b.data or {}) for b in session.scalars(select(Broadcast).where(Broadcast.id.in_(broadcast_ids)))}
+    return _Chunk(people, tags, shown, guards.history(session, ids, rules, now), data)
+
+
+def _variables(lib: Library, name: str) -> frozenset[str]:
+    try:
+        return lib.get(name).variables
+    except TemplateError:
+        return frozenset()
+
+
+def _shown(session: Session, people: list[Follower]) -> list[dict[str, Any]]:
+    """The followers as the API shows them (what templates see as `follower`), tagged with their row id."""
+    return [{**d, "_id": f.id} for f, d in zip(people, followers.serialize(session, people), strict=True)]
+
+
+def prepare(session: Session, ids: list[int], rules: guards.SendRules, lib: Library, now: datetime) -> list[Outgoing]:
+    """Claim a chunk of deliveries and run each through the guards and the renderer: what to send now.
+
+    The rest are settled (blocked, skipped, error, unknown) or deferred (quiet hours) in the same transaction.
+    """
+    rows = claim(session, ids, now)
+    if not rows:
+        return []
+    chunk = _load(session, rows, rules, lib, now)
+    out = [o for o in (_prepare_one(session, row, chunk, rules, lib, now) for row in rows) if o is not None]
+    return out
+
+
+def _prepare_one(
+    session: Session, row: Delivery, chunk: _Chunk, rules: guards.SendRules, lib: Library, now: datetime
+) -> Outgoing | None:
+    follower = chunk.followers[row.follower_id]
+    verdict = guards.check(session, row, follower, chunk.tags.get(follower.id, []), chunk.past, rules, now)
+    if verdict is not None:
+        if verdict.state == QUEUED:
+            requeue(session, row, verdict.until, now, reason=verdict.reason, detail=verdict.detail)
+        else:
+            settle(session, row, verdict.state, now, reason=verdict.reason, detail=verdict.detail)
+        return None
+    if row.in_doubt and (
+        row.channel != TEMPLATE or now - (row.attempted_at or now) > timedelta(seconds=rules.resend_window)
+    ):
+        detail = "its worker died mid-send and WeChat's dedup window has passed (or there is none)"
+        settle(session, row, UNKNOWN, now, reason="worker_lost", detail=detail)
+        return None
+    data = chunk.data.get(row.broadcast_id, {}) if row.broadcast_id else (row.args.get("data") or {})
+    shown = {k: v for k, v in chunk.shown.get(follower.id, {}).items() if k != "_id"}
+    try:
+        payload = render(lib.get(row.template), row.channel, context(row, shown, data, now, rules.zone()))
+    except TemplateError as exc:
+        settle(session, row, ERROR, now, reason="render", detail=str(exc))
+        return None
+    if row.channel in (TEMPLATE, CUSTOM):  # the next row of this follower in the chunk sees this one
+        chunk.past.recent[follower.id] = chunk.past.recent.get(follower.id, 0) + 1
+    cmid = client_msg_id(row.key)
+    row.payload = request_body(row.openid, payload, cmid) if row.channel == TEMPLATE else payload
+    row.attempts += 1
+    if not row.in_doubt:
+        row.attempted_at = now
+    return Outgoing(row.id, row.openid, row.channel, payload, cmid, row.broadcast_id)
+
+
+def release(
+    session: Session,
+    ids: list[int],
+    now: datetime,
+    until: datetime | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Claimed rows that did not go out after all (quota used up, Redis gone): queued again, attempt not counted."""
+    for row in session.scalars(select(Delivery).where(Delivery.id.in_(ids), Delivery.state == SENDING)):
+        row.attempts = max(0, row.attempts - 1)
+        requeue(session, row, until, now, reason=reason or row.reason, detail=detail or row.detail)
+
+
+def record(
+    session: Session, results: list[tuple[int, Result]], rules: guards.SendRules, now: datetime
+) -> list[Delivery]:
+    """Apply WeChat's answers to sending rows (one transaction for a chunk); retryable failures requeue with backoff
+    until the retries run out. Returns the rows, settled."""
+    rows = {r.id: r for r in session.scalars(select(Delivery).where(Delivery.id.in_([i for i, _ in results])))}
+    early = _early_finish(session, [r.msgid for _, r in results if r.state == SENT and r.msgid])
+    for did, result in results:
+        _record_one(session, rows[did], result, early, rules, now)
+    return [rows[did] for did, _ in results]
+
+
+def _record_one(
+    session: Session, row: Delivery, result: Result, early: dict[str, str], rules: guards.SendRules, now: datetime
+) -> None:
+    fields: dict[str, Any] = {"error_code": result.code, "reason": result.reason, "detail": result.detail}
+    if result.state == "retry":
+        row.retries += 1
+        if row.retries > rules.retry_max:
+            settle(session, row, ERROR, now, **{**fields, "reason": "retries_exhausted"})
+        else:
+            delay = backoff(row.retries, rules.retry_base, rules.retry_cap)
+            requeue(session, row, now + timedelta(seconds=delay), now, **fields)
+        return
+    if result.state == SENT:
+        settle(session, row, SENT, now, msgid=result.msgid, sent_at=now, **fields)
+        status = early.get(result.msgid or "")
+        if status is not None:
+            ok = _succeeded(status)
+            settle(
+                session, row, DELIVERED if ok else FAILED, now, reason=None if ok else "wechat_status", detail=status
+            )
+        return
+    if result.code == NOT_FOLLOWING:
+        follower = session.get(Follower, row.follower_id)
+        if follower is not None:
+            follower.subscribed = False  # we missed the unsubscribe callback: later sends stop at the guard
+    settle(session, row, result.state, now, **fields)
+
+
+def _early_finish(session: Session, msgids: list[str]) -> dict[str, str]:
+    """The job-finish callback may beat our own commit of `sent`: it is in the interactions table already."""
+    if not msgids:
+        return {}
+    rows = session.execute(
+        select(Interaction.msg_id, Interaction.event_key).where(
+            Interaction.msg_id.in_(msgids), Interaction.kind.in_(("templatesendjobfinish", "masssendjobfinish"))
+        )
+    )
+    return {str(m): str(status or "") for m, status in rows}
+
+
+def _succeeded(status: str | None) -> bool:
+    return (status or "").strip().lower() in ("success", "send success")
+
+
+def job_finished(visit: Visit, msgid: str | None, status: str | None) -> int:
+    """TEMPLATESENDJOBFINISH / MASSSENDJOBFINISH: sent → delivered | failed by msgid. Idempotent; returns rows moved."""
+    if not msgid:
+        return 0
+    session, now = visit.session, utcnow()
+    state = DELIVERED if _succeeded(status) else FAILED
+    rows = list(session.scalars(select(Delivery).where(Delivery.msgid == str(msgid), Delivery.state == SENT)))
+    for row in rows:
+        settle(
+            session,
+            row,
+            state,
+            now,
+            reason=None if state == DELIVERED else "wechat_status",
+            detail=None if state == DELIVERED else status,
+        )
+    return len(rows)
+
+
+def push_ids(session: Session, job: str, ids: list[int], now: datetime) -> list[int]:
+    """Mark unassigned queued rows as pushed in `job`; returns the ids this caller got (a racing pump gets none)."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.state == QUEUED, Delivery.job.is_(None))
+        .values(job=job, pushed_at=now)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(stmt))
+
+
+def due(session: Session, now: datetime, limit: int, broadcast_id: int | None = None) -> list[tuple]:
+    """Queued rows with no job that may go now, in-doubt ones first: (id, channel, broadcast id, in doubt)."""
+    running = select(Broadcast.id).where(Broadcast.state == RUNNING)
+    query = (
+        select(Delivery.id, Delivery.channel, Delivery.broadcast_id, Delivery.in_doubt)
+        .where(Delivery.state == QUEUED, Delivery.job.is_(None))
+        .where(or_(Delivery.send_after.is_(None), Delivery.send_after <= now))
+        .where(or_(Delivery.broadcast_id.is_(None), Delivery.broadcast_id.in_(running)))
+    )
+    if broadcast_id is not None:
+        query = query.where(Delivery.broadcast_id == broadcast_id)
+    return [tuple(r) for r in session.execute(query.order_by(Delivery.in_doubt.desc(), Delivery.id).limit(limit))]
+
+
+def jobs_waiting(session: Session, pushed_before: datetime, limit: int, after: str = "") -> list[str]:
+    """Jobs that queued rows have waited on for a while, in job-name order from `after` (the pump walks them all
+    over successive runs and asks Redis whether they still exist)."""
+    query = (
+        select(Delivery.job)
+        .where(Delivery.state == QUEUED, Delivery.job > after, Delivery.pushed_at < pushed_before)
+        .distinct()
+        .order_by(Delivery.job)
+        .limit(limit)
+    )
+    return [j for j in session.scalars(query) if j]
+
+
+def unassign(session: Session, jobs: list[str]) -> int:
+    """Queued rows of lost jobs lose their job: the next pump pushes them in new ones."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.job.in_(jobs), Delivery.state == QUEUED)
+        .values(job=None, pushed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount
+
+
+def in_flight(session: Session, older_than: datetime, limit: int) -> list[tuple[int, str | None]]:
+    """Rows in `sending` for a while: (id, job); the pump checks their job's heartbeat."""
+    query = select(Delivery.id, Delivery.job).where(Delivery.state == SENDING, Delivery.updated_at < older_than)
+    return [(r[0], r[1]) for r in session.execute(query.order_by(Delivery.id).limit(limit))]
+
+
+def recover(session: Session, ids: list[int], now: datetime) -> int:
+    """Rows whose worker died mid-send: queued again and in doubt (resent only under the same client_msg_id)."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.state == SENDING)
+        .values(
+            state=QUEUED,
+            in_doubt=True,
+            job=None,
+            pushed_at=None,
+            send_after=None,
+            updated_at=now,
+            reason="worker_lost",
+            detail="its worker stopped mid-send",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+def iso(at: datetime | None) -> str | None:
+    return followers.iso(at)
+
+
+def serialize(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "key": row.key,
+        "openid": row.openid,
+        "channel": row.channel,
+        "template": row.template,
+        "broadcast": row.broadcast_id,
+        "source": row.source,
+        "state": row.state,
+        "reason": row.reason,
+        "detail": row.detail,
+        "error_code": row.error_code,
+        "msgid": row.msgid,
+        "attempts": row.attempts,
+        "retries": row.retries,
+        "payload": row.payload,
+        "send_after": iso(row.send_after),
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "done_at": iso(row.done_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def page(
+    session: Session,
+    *,
+    follower_id: int | None = None,
+    state: str | None = None,
+    broadcast_id: int | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict], int | None]:
+    """Newest first, keyset-paged by id (`next` is the `before` of the next page)."""
+    query: Select = select(Delivery)
+    for column, value in (
+        (Delivery.follower_id, follower_id),
+        (Delivery.state, state),
+        (Delivery.broadcast_id, broadcast_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if before is not None:
+        query = query.where(Delivery.id < before)
+    rows = list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [serialize(r) for r in rows], (rows[-1].id if more and rows else None)
+
+
+def counts(session: Session, broadcast_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.state, func.count()).where(Delivery.broadcast_id == broadcast_id).group_by(Delivery.state)
+    )
+    return {state: int(n) for state, n in rows}
+
+
+def reasons(session: Session, broadcast_id: int) -> dict[str, dict[str, int]]:
+    """Why rows did not get through, per state: {"skipped": {"frequency_cap": 12}, "error": {...}}."""
+    rows = session.execute(
+        select(Delivery.state, Delivery.reason, func.count())
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.state.in_((BLOCKED, SKIPPED, ERROR, UNKNOWN, FAILED)))
+        .group_by(Delivery.state, Delivery.reason)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for state, reason, n in rows:
+        out.setdefault(state, {})[reason or "unspecified"] = int(n)
+    return out
+
+
+def retries(session: Session, broadcast_id: int) -> int:
+    return int(session.scalar(select(func.sum(Delivery.retries)).where(Delivery.broadcast_id == broadcast_id)) or 0)
+
+
+def cancel_queued(session: Session, broadcast_id: int, now: datetime) -> int:
+    stmt = (
+        update(Delivery)
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.state == QUEUED)
+        .values(state=CANCELLED, reason="cancelled", job=None, updated_at=now, done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount
+
+
+def release_broadcast(session: Session, broadcast_id: int) -> int:
+    """On resume: the broadcast's queued rows lose their (finished) jobs so they are pushed again."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.state == QUEUED, Delivery.job.is_not(None))
+        .values(job=None, pushed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount
+
+
+def pending(session: Session, broadcast_id: int) -> bool:
+    found = session.scalar(
+        select(Delivery.id).where(Delivery.broadcast_id == broadcast_id, Delivery.state.in_((QUEUED, SENDING))).limit(1)
+    )
+    return found is not None

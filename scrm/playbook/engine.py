@@ -1,0 +1,368 @@
+"""The rules engine: signals in, actions out, inside the caller's transaction (the Visit's, or a periodic job's).
+
+A run starts with the signals of one inbound event and drains a queue: actions that change something (a tag
+added, points crossing a threshold, a stage reached) append signals of their own. Each rule fires at most once per
+run, and an action that changes nothing (the tag was there) signals nothing, so every run terminates, whatever the
+rules say. Actions that reach WeChat only write outbox rows, keyed so that the same work is queued once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from scrm import outbox, scoring, stages, tags
+from scrm.models import Activity, Follower, Rep
+from scrm.playbook.compiled import Compiled, CompiledRule, Signal
+from scrm.playbook.grammar import Action, Condition
+from scrm.scenes import compile_pattern
+from welead.db import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNALS = 500  # a safety net only: fire-once rules and change-only signals already bound a run
+CHECKIN = "checkin:"
+
+
+class Context(Protocol):
+    """What a run needs from its caller; scrm.ingest.Visit is one, `Quiet` (no inbound message) the other."""
+
+    session: Session
+    follower: Follower | None
+    interaction_id: int | None
+    answers: list[dict[str, Any]]
+
+    def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None: ...
+
+
+class Quiet:
+    """A context without an inbound message (periodic triggers): outbox rows, and no passive reply."""
+
+    def __init__(self, session: Session, follower: Follower) -> None:
+        self.session, self.follower = session, follower
+        self.interaction_id: int | None = None
+        self.answers: list[dict[str, Any]] = []
+        self.outbox_ids: list[int] = []
+
+    def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
+        oid = outbox.add(self.session, task, args, key=key)
+        if oid is not None:
+            self.outbox_ids.append(oid)
+
+
+def render(text: str, values: dict[str, Any]) -> str | None:
+    """Fill {placeholders}; None when one has no value in this run (the action is then skipped)."""
+    try:
+        return text.format_map(values)
+    except (KeyError, ValueError, IndexError) as exc:
+        log.info("placeholder without a value in %r: %s", text, exc)
+        return None
+
+
+def _has(have: set[str], pattern: str) -> bool:
+    compiled = compile_pattern(pattern)
+    return pattern in have if compiled.literal else any(compiled.match(t) is not None for t in have)
+
+
+class Run:
+    """One drain of the signal queue for one follower. `scope` names the cause in idempotency keys."""
+
+    def __init__(self, book: Compiled, ctx: Context, scope: str, now: datetime | None = None) -> None:
+        assert ctx.follower is not None
+        self.book, self.ctx, self.scope = book, ctx, scope
+        self.session: Session = ctx.session
+        self.follower: Follower = ctx.follower
+        self.now = now or utcnow()
+        self.fired: set[str] = set()
+        self.queue: deque[Signal] = deque()
+        self._tags: set[str] | None = None
+        self._locked = False
+        self._notes: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **facts: Any) -> None:
+        self.queue.append(Signal(kind, facts))
+
+    def drain(self) -> None:
+        """Run until no signal is left. Reads and writes go through Core statements built once; ORM changes
+        (the follower's stage and owner) wait for the commit's flush, so autoflush is off; the timeline rows are
+        inserted together at the end.
+        """
+        with self.session.no_autoflush:
+            self._drain()
+        if self._notes:
+            self.session.connection().execute(insert(Activity.__table__), self._notes)
+            self._notes = []
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        """A timeline entry, written with the run's others in one statement when the run ends."""
+        self._notes.append({"follower_id": self.follower.id, "kind": kind, "at": self.now,
+                            "interaction_id": self.ctx.interaction_id, "data": data})  # fmt: skip
+
+    def _drain(self) -> None:
+        budget = MAX_SIGNALS
+        while self.queue:
+            budget -= 1
+            if budget < 0:
+                log.warning("playbook run for %s stopped after %d signals", self.follower.openid, MAX_SIGNALS)
+                self.queue.clear()
+                return
+            signal = self.queue.popleft()
+            for rule, bound in self.book.matches(signal):
+                if rule.name in self.fired:
+                    continue
+                self.lock()
+                if self.holds(rule.condition):
+                    self._fire(rule, {**signal.facts, **bound})
+
+    def _fire(self, rule: CompiledRule, facts: dict[str, Any]) -> None:
+        self.fired.add(rule.name)
+        values = {k: v for k, v in facts.items() if v is not None}
+        values["openid"] = self.follower.openid
+        for i, action in enumerate(rule.rule.do):
+            ACTIONS[action.verb](self, rule, i, action, values)
+
+    def lock(self) -> None:
+        """Serialise runs for one follower (caps, running totals, arms); SQLite's BEGIN IMMEDIATE already does."""
+        if self._locked:
+            return
+        self._locked = True
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.flush()  # the refresh below must not overwrite unflushed changes (last_active_at...)
+            stmt = select(Follower).where(Follower.id == self.follower.id).with_for_update()
+            self.session.execute(stmt.execution_options(populate_existing=True))
+
+    # --- conditions ---------------------------------------------------------------------------------------------
+
+    def tags(self) -> set[str]:
+        if self._tags is None:
+            self._tags = tags.names(self.session, self.follower.id)
+        return self._tags
+
+    def holds(self, cond: Condition | None) -> bool:
+        if cond is None:
+            return True
+        f = self.follower
+        if cond.subscribed is not None and bool(f.subscribed) != cond.subscribed:
+            return False
+        if cond.owned is not None and (f.owner_id is not None) != cond.owned:
+            return False
+        return self._stage_holds(cond) and self._tags_hold(cond) and self._score_holds(cond)
+
+    def _stage_holds(self, cond: Condition) -> bool:
+        if cond.stage and self.follower.stage not in cond.stage:
+            return False
+        at = stages.index(self.book.stages, self.follower.stage)
+        if cond.stage_at_least and at < stages.index(self.book.stages, cond.stage_at_least):
+            return False
+        return not (cond.stage_below and at >= stages.index(self.book.stages, cond.stage_below))
+
+    def _tags_hold(self, cond: Condition) -> bool:
+        if not (cond.tagged or cond.any_tagged or cond.not_tagged):
+            return True
+        have = self.tags()
+        if not all(_has(have, p) for p in cond.tagged):
+            return False
+        if cond.any_tagged and not any(_has(have, p) for p in cond.any_tagged):
+            return False
+        return not any(_has(have, p) for p in cond.not_tagged)
+
+    def _score_holds(self, cond: Condition) -> bool:
+        if cond.score is None:
+            return True
+        score = scoring.current(self.session, self.follower.id, cond.score.model or self.book.primary, self.now)
+        low, high = cond.score.min, cond.score.max
+        return (low is None or score >= low) and (high is None or score <= high)
+
+    # --- changes (each records a timeline entry and signals what it changed) ------------------------------------
+
+    def add_tag(self, name: str, rule: str) -> None:
+        if not 0 < len(name) <= tags.MAX_NAME:
+            log.warning("rule %r: tag %r skipped (1-%d characters)", rule, name, tags.MAX_NAME)
+            return
+        if (self._tags is not None and name in self._tags) or not tags.add(
+            self.session, self.follower.id, name, self.now
+        ):
+            return
+        if self._tags is not None:
+            self._tags.add(name)
+        self.note("tag_added", {"tag": name, "rule": rule})
+        self.emit("tag_added", tag=name)
+        if name.startswith(CHECKIN):
+            parts = name.split(":")
+            self.emit("checked_in", event=parts[1], booth=parts[2] if len(parts) > 2 else None)
+
+    def remove_tag(self, name: str, rule: str) -> None:
+        if tags.remove(self.session, self.follower.id, name) is None:
+            return
+        if self._tags is not None:
+            self._tags.discard(name)
+        self.note("tag_removed", {"tag": name, "rule": rule})
+        self.emit("tag_removed", tag=name)
+
+    def scored(self, rule: str, award: scoring.Award) -> None:
+        self.note("score", {"model": award.model, "points": award.points, "rule": rule,
+                                "score": round(award.post, 2)})  # fmt: skip
+        thresholds = self.book.thresholds.get(award.model)
+        if thresholds:
+            fired = stages.fired(self.session, self.follower.id, award.model)
+            fire, rearm = stages.crossings(award.pre, award.post, thresholds, fired)
+            if fire or rearm:
+                stages.save(self.session, self.follower.id, award.model, fire, rearm, self.now)
+            for threshold in fire:
+                facts = {"model": award.model, "threshold": threshold, "score": round(award.post, 2)}
+                self.note("score_crossed", {**facts, "rule": rule})
+                self.emit("score_crossed", **facts)
+        if award.model == self.book.primary:
+            self.restage(award.post, reason="score", rule=rule)
+
+    def restage(self, score: float, reason: str, rule: str | None = None) -> None:
+        """Move the follower to the stage `score` earns (forward; backward only with `demote`)."""
+        spec = self.book.book.stages
+        new = stages.target(self.book.stages, self.follower.stage, score, spec.margin, spec.demote)
+        if new != self.follower.stage:
+            steps = stages.path(self.book.stages, self.follower.stage, new)
+            self.move(steps, reason=reason, rule=rule, score=round(score, 2))
+
+    def set_stage(self, name: str, rule: str) -> None:
+        old = self.follower.stage
+        if name != old:
+            up = stages.index(self.book.stages, name) > stages.index(self.book.stages, old)
+            self.move([stages.Step(old, name, "up" if up else "down")], reason="rule", rule=rule)
+
+    def move(self, steps: list[stages.Step], reason: str, rule: str | None, score: float | None = None) -> None:
+        for step in steps:
+            self.follower.stage = step.new
+            data = {"from": step.old, "to": step.new, "direction": step.direction, "reason": reason, "rule": rule}
+            self.note("stage_changed", {**data, "score": score} if score is not None else data)
+            self.emit("stage_changed", stage=step.new, direction=step.direction, **{"from": step.old})
+
+    def key(self, rule: CompiledRule, index: int) -> str:
+        """The idempotency key of a rule's outbound work: `rule:<name>:<interaction id or periodic scope>`."""
+        base = f"rule:{rule.name}:{self.scope}"
+        return f"{base}:{index}" if rule.templates > 1 else base
+
+
+# --- actions ----------------------------------------------------------------------------------------------------
+
+
+def _tag(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    for text in action.tag or []:
+        name = render(text, values)
+        if name is not None:
+            run.add_tag(name, rule.name)
+
+
+def _untag(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    for text in action.untag or []:
+        name = render(text, values)
+        if name is not None:
+            run.remove_tag(name, rule.name)
+
+
+def _score(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    model = action.model or run.book.primary
+    cap = action.cap
+    got = scoring.award(
+        run.session,
+        follower_id=run.follower.id,
+        model=model,
+        half_life=run.book.half_lives[model],
+        points=action.score or 0,
+        rule=rule.name,
+        interaction_id=run.ctx.interaction_id,
+        dedup=f"{rule.name}:{i}:{run.scope}",
+        cap=scoring.CapSpec(cap.once, cap.per_day, cap.total) if cap else None,
+        now=run.now,
+    )
+    if got is not None:
+        run.scored(rule.name, got)
+
+
+def _stage(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    run.set_stage(action.stage or "", rule.name)
+
+
+def _assign(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    who = render(action.assign or "", values)
+    follower = run.follower
+    if not who or (follower.owner_id is not None and not action.overwrite):
+        return
+    rep = _rep(run.session, who)
+    if rep is not None and rep != follower.owner_id:
+        follower.owner_id = rep
+        run.note("owner_assigned", {"rep": rep, "rule": rule.name, "via": "playbook"})
+
+
+def _rep(session: Session, who: str) -> int | None:
+    """A rep by id (`rep:<id>` scenes), else by WeCom userid (created on first sight, like callbacks do)."""
+    from scrm.ingest import rep_id
+
+    if who.isdigit():
+        found = session.scalar(select(Rep.id).where(Rep.id == int(who)))
+        if found is not None:
+            return found
+    return rep_id(session, who)
+
+
+def _reply(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    reply = action.reply
+    assert reply is not None
+    if reply.text is not None:
+        text = render(reply.text, values)
+        if text:
+            run.ctx.answers.append({"text": text})
+        return
+    articles = []
+    for art in reply.articles or []:
+        filled = {f: render(getattr(art, f), values) for f in ("title", "description", "url")}
+        if any(v is None for v in filled.values()):
+            return
+        articles.append({**filled, "image": art.image})
+    run.ctx.answers.append({"articles": articles})
+
+
+def _send_template(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    spec = action.send_template
+    assert spec is not None
+    data = {k: render(v, values) for k, v in spec.data.items()}
+    url = render(spec.url, values) if spec.url else None
+    if any(v is None for v in data.values()) or (spec.url and url is None):
+        return
+    key = run.key(rule, i)
+    args: dict[str, Any] = {"openid": run.follower.openid, "template": spec.template, "data": data, "key": key}
+    if url:
+        args["url"] = url
+    run.ctx.enqueue("template.send", args, key=f"template.send:{key}")
+
+
+def _notify_owner(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    reason = render(action.notify_owner.reason if action.notify_owner else "", values) or ""
+    if run.follower.owner_id is None:  # nobody to tell: say so on the timeline rather than queue a job that fails
+        run.note("notify_skipped", {"rule": rule.name, "reason": reason, "why": "no owner"})
+        return
+    args = {"openid": run.follower.openid, "rep_id": run.follower.owner_id, "reason": reason, "rule": rule.name}
+    run.ctx.enqueue("rep.notify", args, key=f"rep.notify:rule:{rule.name}:{run.scope}")
+
+
+def _start_journey(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    key = f"rule:{rule.name}:{run.scope}"
+    args = {"openid": run.follower.openid, "journey": action.start_journey, "key": key}
+    run.ctx.enqueue("journey.start", args, key=f"journey.start:{key}")
+
+
+ACTIONS = {
+    "tag": _tag,
+    "untag": _untag,
+    "score": _score,
+    "stage": _stage,
+    "assign": _assign,
+    "reply": _reply,
+    "send_template": _send_template,
+    "notify_owner": _notify_owner,
+    "start_journey": _start_journey,
+}

@@ -1,0 +1,75 @@
+"""From an inbound WeChat/WeCom event to the signals rules match, and the hook `scrm.ingest.process` calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrm.playbook import store
+from scrm.playbook.compiled import Signal
+from scrm.playbook.engine import Run
+
+if TYPE_CHECKING:
+    from scrm.ingest import Event, Visit
+
+ADDED = frozenset({"add_external_contact", "add_half_external_contact"})
+REMOVED = frozenset({"del_external_contact", "del_follow_user"})
+
+
+def _scene(kind: str, scene: str | None) -> list[Signal]:
+    out = [Signal(kind, {"scene": scene})]
+    return [*out, Signal("scene", {"scene": scene, "via": kind})] if scene else out
+
+
+def _location(payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "latitude": payload.get("Latitude") or payload.get("Location_X"),
+        "longitude": payload.get("Longitude") or payload.get("Location_Y"),
+    }
+
+
+def _wecom(event: Event) -> list[Signal]:
+    change = event.event_key or ""
+    if change in ADDED:
+        state = event.payload.get("State")
+        return _scene("contact_added", state if isinstance(state, str) and state else None)
+    return [Signal("contact_removed")] if change in REMOVED else []
+
+
+def signals(event: Event) -> list[Signal]:
+    """The signals of one inbound event, most specific first; `any` last."""
+    kind = event.kind
+    out: list[Signal] = []
+    if kind in ("subscribe", "scan"):
+        out = _scene(kind, event.scene)
+    elif kind == "click":
+        out = [Signal("click", {"key": event.event_key})]
+    elif kind == "view":
+        out = [Signal("view", {"url": event.event_key})]
+    elif kind == "text" or (kind == "voice" and event.content):
+        out = [Signal("text", {"text": event.content or ""})]
+    elif kind == "location":
+        out = [Signal("location", _location(event.payload))]
+    elif kind == "templatesendjobfinish":
+        status = event.event_key or ""
+        out = [Signal("template_delivered" if status == "success" else "template_failed", {"status": status})]
+    elif kind == "unsubscribe":
+        out = [Signal("unsubscribe")]
+    elif kind == "change_external_contact":
+        out = _wecom(event)
+    return [*out, Signal("any", {"kind": kind})]
+
+
+def run(visit: Visit) -> None:
+    """Run the active playbook for a fresh (not duplicate) visit: the inbound signals, then any signals other
+    capabilities raised during the visit (`visit.signal("checked_in", event=...)`), each rule at most once.
+    """
+    if visit.follower is None or visit.duplicate:
+        return
+    book = store.active(visit.session)
+    if book is None:
+        return
+    engine = Run(book, visit, scope=str(visit.interaction_id))
+    engine.queue.extend(signals(visit.event))
+    for kind, facts in getattr(visit, "signals", ()):
+        engine.emit(kind, **facts)
+    engine.drain()

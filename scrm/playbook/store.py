@@ -1,0 +1,116 @@
+"""Playbook versions in the database: atomic, versioned loads, and the active version compiled once per process.
+
+The highest version is the active one. Every inbound event asks the database which version that is (one primary-key
+lookup) and reuses the compiled playbook cached under its checksum: a load by any process is seen by all others at
+their next event, and nothing is trusted from memory except a compilation of text that is itself in the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scrm import scoring
+from scrm.followers import iso
+from scrm.playbook.compiled import Compiled
+from scrm.playbook.grammar import Playbook
+from scrm.playbook.models import PlaybookVersion
+from scrm.playbook.validate import parse
+from welead.db import utcnow
+
+_CACHE: dict[str, Compiled] = {}
+_CACHE_MAX = 16
+_P = PlaybookVersion.__table__.c
+_LATEST = select(_P.version, _P.checksum).order_by(_P.version.desc()).limit(1)  # Core: runs on every callback
+
+
+def checksum(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def load(session: Session, source: str, by: str | None = None, now: datetime | None = None) -> PlaybookVersion:
+    """Validate and store `source` as the new active version, in the caller's transaction (all or nothing).
+
+    Raises PlaybookError and stores nothing when the text is invalid. A model whose half-life changed gets its
+    running totals recomputed from the score events, so scores stay exact.
+    """
+    book = parse(source)
+    latest = session.execute(_LATEST).first()
+    row = PlaybookVersion(
+        version=(latest.version + 1) if latest else 1,
+        name=book.name,
+        checksum=checksum(source),
+        source=source,
+        spec=book.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+        created_at=utcnow(),
+        created_by=by,
+    )
+    session.add(row)
+    session.flush()
+    for name, model in book.models.items():
+        half_life = scoring.half_life_seconds(model.half_life_days)
+        if scoring.needs_rebase(session, name, half_life):
+            scoring.rebase(session, name, half_life, now)
+    return row
+
+
+def active(session: Session) -> Compiled | None:
+    """The compiled active playbook, or None when none was ever loaded."""
+    latest = session.connection().execute(_LATEST).first()
+    if latest is None:
+        return None
+    compiled = _CACHE.get(latest.checksum)
+    if compiled is None:
+        source = session.scalar(select(PlaybookVersion.source).where(PlaybookVersion.version == latest.version))
+        compiled = Compiled(parse(source or ""), latest.checksum)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[latest.checksum] = compiled
+    return compiled
+
+
+def active_book(session: Session) -> Playbook | None:
+    compiled = active(session)
+    return compiled.book if compiled else None
+
+
+def version(session: Session, number: int | None = None) -> PlaybookVersion | None:
+    """One version (default: the active one)."""
+    query = select(PlaybookVersion)
+    query = query.where(PlaybookVersion.version == number) if number else query.order_by(PlaybookVersion.version.desc())
+    return session.scalar(query.limit(1))
+
+
+def versions(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(
+            PlaybookVersion.version,
+            PlaybookVersion.name,
+            PlaybookVersion.checksum,
+            PlaybookVersion.created_at,
+            PlaybookVersion.created_by,
+        ).order_by(PlaybookVersion.version.desc())
+    )
+    return [summary(r) for r in rows]
+
+
+def summary(row: Any) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "name": row.name,
+        "checksum": row.checksum,
+        "created_at": iso(row.created_at),
+        "created_by": row.created_by,
+    }
+
+
+def describe(row: PlaybookVersion, active_version: int | None) -> dict[str, Any]:
+    return {**summary(row), "active": row.version == active_version, "source": row.source, "spec": row.spec}
+
+
+def empty(session: Session) -> bool:
+    return session.execute(_LATEST).first() is None

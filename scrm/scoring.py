@@ -1,0 +1,276 @@
+"""Scores: named models, capped awards, half-life decay computed at read time, every point explained.
+
+A score event records the points a rule gave. The follower's total for a model is the sum of its events, each
+decayed by 0.5 ** (age / half_life). Because that decay is exponential, the sum decays as a whole: one running total
+per follower and model (`follower_scores`: value as of `as_of`) gives the exact same number without summing events,
+and makes "score between 40 and 80" a one-row-per-follower expression that SQL can filter on (see `decayed_sql`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Float, Select, bindparam, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from scrm.followers import iso
+from scrm.models import Interaction
+from scrm.playbook.models import FollowerScore, ScoreEvent
+from welead.db import utcnow
+from welead.sql import insert_ignore
+
+DAY = 86400.0
+
+# Core statements built once (see scrm.tags): the award path runs inside every scored callback.
+_E, _S = ScoreEvent.__table__.c, FollowerScore.__table__.c
+_STATE = select(_S.value, _S.as_of, _S.half_life).where(
+    _S.follower_id == bindparam("fid"), _S.model == bindparam("model")
+)
+_USAGE = select(
+    func.count(),
+    func.coalesce(func.sum(case((_E.at >= bindparam("day"), 1), else_=0)), 0),
+    func.coalesce(func.sum(func.abs(_E.points)), 0),
+).where(_E.follower_id == bindparam("fid"), _E.rule == bindparam("rule"), _E.model == bindparam("model"))
+
+
+@dataclass(frozen=True, slots=True)
+class CapSpec:
+    """once: one award ever; per_day: awards per UTC day; total: points ever (absolute value) per follower."""
+
+    once: bool = False
+    per_day: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a rule already gave a follower in a model: awards ever, awards today, points ever (absolute)."""
+
+    count: int = 0
+    today: int = 0
+    points: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Award:
+    model: str
+    points: int
+    pre: float  # decayed total just before
+    post: float  # and just after
+
+
+def epoch(at: datetime) -> float:
+    return at.replace(tzinfo=UTC).timestamp()
+
+
+def decay(age: float, half_life: float | None) -> float:
+    """The fraction of a point left after `age` seconds; 1 without decay; never above 1 (clock skew)."""
+    if not half_life:
+        return 1.0
+    return math.pow(0.5, max(age, 0.0) / half_life)
+
+
+def decayed(value: float, as_of: float, now: float, half_life: float | None) -> float:
+    return value * decay(now - as_of, half_life)
+
+
+def accumulate(value: float, as_of: float, points: float, at: float, half_life: float | None) -> tuple[float, float]:
+    """The running total after adding `points` at time `at` (which may be earlier than `as_of`)."""
+    if at >= as_of:
+        return decayed(value, as_of, at, half_life) + points, at
+    return value + points * decay(as_of - at, half_life), as_of
+
+
+def allowed(points: int, cap: CapSpec | None, used: Usage) -> int:
+    """Points a capped rule may still give: 0 when a limit is reached; a total cap trims the last award."""
+    if cap is None or points == 0:
+        return points
+    if (cap.once and used.count >= 1) or (cap.per_day is not None and used.today >= cap.per_day):
+        return 0
+    if cap.total is not None:
+        room = max(cap.total - used.points, 0)
+        return int(math.copysign(min(abs(points), room), points)) if room else 0
+    return points
+
+
+def usage(session: Session, follower_id: int, rule: str, model: str, now: datetime) -> Usage:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    row = session.connection().execute(_USAGE, {"fid": follower_id, "rule": rule, "model": model, "day": day}).one()
+    return Usage(int(row[0]), int(row[1]), int(row[2]))
+
+
+@cache
+def _fold(dialect: str) -> Any:
+    """Insert the first award, or fold an award into the running total in SQL: one statement, RETURNING the total.
+
+    The same arithmetic as `accumulate`, so concurrent writers cannot lose an update between a read and a write.
+    """
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(FollowerScore.__table__)
+    new, old = stmt.excluded, FollowerScore.__table__.c
+    later = new.as_of >= old.as_of
+    value = case(
+        (old.half_life.is_(None), old.value + new.value),
+        (later, old.value * func.pow(0.5, (new.as_of - old.as_of) / old.half_life) + new.value),
+        else_=old.value + new.value * func.pow(0.5, (old.as_of - new.as_of) / old.half_life),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["follower_id", "model"],
+        set_={"value": value, "as_of": case((later, new.as_of), else_=old.as_of)},
+    ).returning(old.value, old.as_of, old.half_life)
+
+
+def cap_key(cap: CapSpec | None, rule: str, model: str, follower_id: int, now: datetime) -> str | None:
+    """For `once` and `daily` caps the score event's unique key is the cap itself: no usage query, and a concurrent
+    or retried award cannot slip through. Other caps count what was given (`usage`).
+    """
+    if cap is None:
+        return None
+    if cap.once:
+        return f"{rule}:{model}:once:{follower_id}"
+    if cap.per_day == 1 and cap.total is None:
+        return f"{rule}:{model}:{now:%Y%m%d}:{follower_id}"
+    return None
+
+
+def award(
+    session: Session,
+    *,
+    follower_id: int,
+    model: str,
+    half_life: float | None,
+    points: int,
+    rule: str,
+    interaction_id: int | None,
+    dedup: str,
+    cap: CapSpec | None = None,
+    now: datetime | None = None,
+) -> Award | None:
+    """Give points (within the cap); None when nothing was given (cap reached, or `dedup` seen already).
+
+    The caller holds the follower's row lock (the engine takes it), so cap checks and the running total are safe.
+    """
+    now = now or utcnow()
+    key = cap_key(cap, rule, model, follower_id, now)
+    if key is not None:
+        dedup = key
+        if cap is not None and cap.total is not None:  # `once` with a total: the one award is trimmed
+            points = allowed(points, cap, Usage())
+    elif cap is not None:
+        points = allowed(points, cap, usage(session, follower_id, rule, model, now))
+    if points == 0:
+        return None
+    event = {"follower_id": follower_id, "model": model, "rule": rule, "interaction_id": interaction_id,
+             "points": points, "at": now, "dedup": dedup}  # fmt: skip
+    conn = session.connection()
+    if conn.execute(insert_ignore(session, ScoreEvent, ["dedup"], "id"), event).scalar() is None:
+        return None
+    ts = epoch(now)
+    total = {"follower_id": follower_id, "model": model, "value": float(points), "as_of": ts, "half_life": half_life}
+    value, as_of, kept = conn.execute(_fold(session.get_bind().dialect.name), total).one()
+    at = max(ts, as_of)
+    post = decayed(value, as_of, at, kept)
+    return Award(model, points, post - points * decay(at - ts, kept), post)
+
+
+def current(session: Session, follower_id: int, model: str, now: datetime | None = None) -> float:
+    row = session.connection().execute(_STATE, {"fid": follower_id, "model": model}).first()
+    return decayed(row.value, row.as_of, epoch(now or utcnow()), row.half_life) if row else 0.0
+
+
+def totals(session: Session, follower_ids: list[int], now: datetime | None = None) -> dict[int, dict[str, float]]:
+    """Decayed score per model for each follower (what the follower JSON shows), one indexed query."""
+    if not follower_ids:
+        return {}
+    ts = epoch(now or utcnow())
+    out: dict[int, dict[str, float]] = {}
+    rows = session.execute(
+        select(_S.follower_id, _S.model, _S.value, _S.as_of, _S.half_life).where(_S.follower_id.in_(follower_ids))
+    )
+    for row in rows:
+        out.setdefault(row.follower_id, {})[row.model] = round(decayed(row.value, row.as_of, ts, row.half_life), 2)
+    return out
+
+
+def explain(session: Session, follower_id: int, now: datetime | None = None, limit: int = 200) -> dict[str, Any]:
+    """Model totals now, and each score event: rule, interaction, points at the time and points now."""
+    now = now or utcnow()
+    ts = epoch(now)
+    rows = session.scalars(select(FollowerScore).where(FollowerScore.follower_id == follower_id))
+    states = {r.model: r for r in rows}
+    models = {
+        m: {"score": round(decayed(r.value, r.as_of, ts, r.half_life), 2),
+            "half_life_days": round(r.half_life / DAY, 4) if r.half_life else None}
+        for m, r in states.items()
+    }  # fmt: skip
+    rows = session.execute(_events(follower_id).limit(limit))
+    events = []
+    for ev, kind in rows:
+        half_life = states[ev.model].half_life if ev.model in states else None
+        events.append({
+            "id": ev.id, "model": ev.model, "rule": ev.rule, "interaction_id": ev.interaction_id,
+            "interaction_kind": kind, "points": ev.points, "at": iso(ev.at),
+            "points_now": round(ev.points * decay(ts - epoch(ev.at), half_life), 4),
+        })  # fmt: skip
+    return {"at": iso(now), "total": round(sum(m["score"] for m in models.values()), 2), "models": models,
+            "events": events}  # fmt: skip
+
+
+def _events(follower_id: int) -> Select[Any]:
+    return (
+        select(ScoreEvent, Interaction.kind)
+        .outerjoin(Interaction, Interaction.id == ScoreEvent.interaction_id)
+        .where(ScoreEvent.follower_id == follower_id)
+        .order_by(ScoreEvent.at.desc(), ScoreEvent.id.desc())
+    )
+
+
+def decayed_sql(now: datetime) -> Any:
+    """The decayed total as a SQL expression over `follower_scores` (pow is built into SQLite ≥ 3.35 and PG)."""
+    ts = literal(epoch(now), Float)
+    return case(
+        (FollowerScore.half_life.is_(None), FollowerScore.value),
+        else_=FollowerScore.value * func.pow(0.5, (ts - FollowerScore.as_of) / FollowerScore.half_life),
+    )
+
+
+def _epoch_sql(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "sqlite":
+        return (func.julianday(column) - 2440587.5) * DAY
+    return func.extract("epoch", column)
+
+
+def rebase(session: Session, model: str, half_life: float | None, now: datetime | None = None) -> int:
+    """Recompute a model's running totals from its events after its half-life changed (one set-based UPDATE)."""
+    ts = epoch(now or utcnow())
+    factor: Any = literal(1.0, Float)
+    if half_life:
+        factor = func.pow(0.5, (literal(ts, Float) - _epoch_sql(session, ScoreEvent.at)) / half_life)
+    total = (
+        select(func.coalesce(func.sum(ScoreEvent.points * factor), 0.0))
+        .where(ScoreEvent.follower_id == FollowerScore.follower_id, ScoreEvent.model == model)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        update(FollowerScore)
+        .where(FollowerScore.model == model)
+        .values(value=total, as_of=ts, half_life=half_life)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def needs_rebase(session: Session, model: str, half_life: float | None) -> bool:
+    """True when some running total of `model` was kept with another half-life."""
+    stmt = select(FollowerScore.follower_id).where(
+        FollowerScore.model == model, FollowerScore.half_life.is_distinct_from(half_life)
+    )
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def half_life_seconds(days: float | None) -> float | None:
+    return days * DAY if days else None

@@ -1,0 +1,94 @@
+"""Tags: created on first use, attached to followers idempotently (a retried write changes nothing).
+
+Writes answer "did anything change?" so the playbook engine records a timeline entry and fires `tag_added` only for
+a real change: that is what makes "tag added → add the same tag" terminate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from scrm.models import FollowerTag, Tag
+from welead.db import utcnow
+from welead.sql import insert_ignore
+
+MAX_NAME = 64
+
+# Core statements on the tables, built once and executed with parameters: on the callback path, building a
+# statement (and the ORM's per-statement work) costs more than the SQL itself.
+_T, _FT = Tag.__table__.c, FollowerTag.__table__.c
+_ID = select(_T.id).where(_T.name == bindparam("name"))
+_FOR_REMOVAL = select(_T.id, _T.wechat_tag_id).where(_T.name == bindparam("name"))
+_REMOVE = (
+    delete(FollowerTag.__table__)
+    .where(_FT.follower_id == bindparam("fid"), _FT.tag_id == bindparam("tid"))
+    .returning(_FT.synced_at)
+)
+_NAMES = select(_T.name).join_from(Tag.__table__, FollowerTag.__table__).where(_FT.follower_id == bindparam("fid"))
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A tag taken off a follower; `wechat_tag_id` is set when the tag had been mirrored to WeChat for them."""
+
+    tag_id: int
+    wechat_tag_id: int | None
+
+
+def tag_id(session: Session, name: str, *, create: bool = True) -> int | None:
+    """The tag's id; with `create`, the tag is created on first use (race-safe: insert-or-ignore, then read)."""
+    conn = session.connection()
+    found = conn.execute(_ID, {"name": name}).scalar()
+    if found is None and create:
+        conn.execute(insert_ignore(session, Tag, ["name"]), {"name": name, "created_at": utcnow()})
+        found = conn.execute(_ID, {"name": name}).scalar()
+    return found
+
+
+@cache
+def _attach(dialect: str) -> Any:
+    """INSERT INTO follower_tags SELECT :fid, tags.id, :at FROM tags WHERE name = :name, ignoring a repeat."""
+    source = select(bindparam("fid", type_=BigInteger), _T.id, bindparam("at", type_=DateTime)).where(
+        _T.name == bindparam("name")
+    )
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(FollowerTag.__table__)
+    stmt = stmt.from_select(["follower_id", "tag_id", "added_at"], source)
+    return stmt.on_conflict_do_nothing(index_elements=["follower_id", "tag_id"]).returning(_FT.follower_id)
+
+
+def add(session: Session, follower_id: int, name: str, at: datetime | None = None) -> bool:
+    """Tag a follower; True when the tag was not there before. One statement when the tag exists already."""
+    if not name or len(name) > MAX_NAME:
+        raise ValueError(f"a tag name has 1-{MAX_NAME} characters: {name!r}")
+    row = {"fid": follower_id, "name": name, "at": at or utcnow()}
+    conn = session.connection()
+    if conn.execute(_attach(session.get_bind().dialect.name), row).scalar() is not None:
+        return True
+    if tag_id(session, name, create=False) is not None:
+        return False  # the follower had it
+    stmt = insert_ignore(session, FollowerTag, ["follower_id", "tag_id"], "follower_id")
+    row = {"follower_id": follower_id, "tag_id": tag_id(session, name), "added_at": row["at"]}
+    return conn.execute(stmt, row).scalar() is not None
+
+
+def remove(session: Session, follower_id: int, name: str) -> Removed | None:
+    """Untag a follower; None when the follower did not have the tag."""
+    conn = session.connection()
+    tag = conn.execute(_FOR_REMOVAL, {"name": name}).first()
+    if tag is None:
+        return None
+    row = conn.execute(_REMOVE, {"fid": follower_id, "tid": tag.id}).first()
+    if row is None:
+        return None
+    return Removed(tag.id, tag.wechat_tag_id if row.synced_at is not None else None)
+
+
+def names(session: Session, follower_id: int) -> set[str]:
+    return set(session.connection().execute(_NAMES, {"fid": follower_id}).scalars())

@@ -1,0 +1,463 @@
+"""Sending deliveries: the RQ job that sends a batch, and the pump that keeps the delivery table moving.
+
+A job carries delivery ids only. For each one it claims the row (queued → sending, one worker wins), runs the guards
+and the renderer, waits for a token of the shared bucket, calls WeChat, and records the answer, each step its own
+short transaction. The database is the truth; Redis only carries work:
+
+- `pump()` (every few seconds, from the scheduler) pushes queued rows that have no live job: new after a deferral or
+  a retry's backoff, or whose job vanished (Redis restarted empty, the job failed), and recovers rows left `sending`
+  by a dead worker (its heartbeat is gone): a template message is resent under the same client_msg_id, which WeChat
+  drops if the first one went out; anything else becomes `unknown`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import select
+
+from scrm import broadcasts, deliveries, guards
+from scrm.deliveries import Outgoing, Result
+from scrm.delivery_models import BLOCKED, DELIVERED, ERROR, FAILED, QUEUED, SENT, SKIPPED, UNKNOWN, Delivery
+from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, library
+from tasks.queue import QUEUE
+from tasks.ratelimit import Breaker, DailyQuota, Heartbeat, TokenBucket, day_key
+from tasks.registry import GiveUp, task
+from tasks.wechat import oa_client
+from wechat.errors import NotSent, Unknown, WeChatAPIError
+from welead.app import services
+from welead.db import utcnow
+
+log = logging.getLogger(__name__)
+
+BUCKET = "welead:ratelimit:send"
+CHUNK = 10  # rows claimed and recorded per transaction: a dead worker leaves at most this many in doubt
+MASS_CHUNK = 1000
+PUMP_LIMIT = 5000
+LOST_SCAN = 1000  # jobs checked per pump run
+LOST_CURSOR = "welead:pump:lost-cursor"
+STUCK_GRACE = 5  # seconds a row may sit in `sending` before its heartbeat is checked
+LIVE = {"queued", "started", "deferred", "scheduled"}
+OUTSIDE_WINDOW = 45015
+MASS_CLIENT_DUP = 45065
+_RULES: dict[int, tuple[Any, guards.SendRules]] = {}
+
+
+def rules() -> guards.SendRules:
+    """The send rules of this app (environment + Settings.extra["messaging"]), parsed once per settings object."""
+    settings = services().settings
+    hit = _RULES.get(id(settings))
+    if hit is None or hit[0] is not settings:
+        hit = (settings, guards.SendRules.load(overrides=(settings.extra or {}).get("messaging")))
+        _RULES[id(settings)] = hit
+    return hit[1]
+
+
+def message_library() -> Library:
+    return library(Path(rules().templates_dir))
+
+
+# --- pushing --------------------------------------------------------------------------------------------------------
+
+
+def _timeout(size: int, r: guards.SendRules) -> int:
+    """An RQ timeout long enough for the batch at the configured rate (a timed-out job is recovered anyway)."""
+    return int(120 + size * (1.0 / r.rate + services().settings.http_timeout))
+
+
+def push_jobs(conn: redis.Redis, groups: dict[str, list[int]], at_front: bool = False) -> bool:
+    """Enqueue one `run_batch` job per group; False when Redis is down (the pump pushes them later)."""
+    if not groups:
+        return True
+    q, r = Queue(QUEUE, connection=conn), rules()
+    try:
+        with conn.pipeline() as pipe:
+            for job_id, ids in groups.items():
+                q.enqueue_call(
+                    "tasks.send.run_batch",
+                    args=(job_id, ids),
+                    job_id=job_id,
+                    timeout=_timeout(len(ids), r),
+                    result_ttl=600,
+                    failure_ttl=86400,
+                    at_front=at_front,
+                    pipeline=pipe,
+                )
+            pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("send jobs deferred to the pump (%d jobs): %s", len(groups), exc)
+        return False
+    return True
+
+
+def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT) -> int:
+    """Give queued rows without a job (due now) new jobs, in batches; returns how many rows were pushed."""
+    svc, r, total = services(), rules(), 0
+    while limit is None or total < limit:
+        step = PUMP_LIMIT if limit is None else min(PUMP_LIMIT, limit - total)
+        with svc.db.transaction() as session:
+            now = utcnow()
+            rows = deliveries.due(session, now, step, broadcast_id)
+            urgent, normal = _group(session, rows, r.batch, now)
+        push_jobs(svc.redis_slow, urgent, at_front=True)
+        push_jobs(svc.redis_slow, normal)
+        total += sum(len(ids) for groups in (urgent, normal) for ids in groups.values())
+        if len(rows) < step:
+            break
+    return total
+
+
+def _group(session: Any, rows: list[tuple], batch: int, now: datetime) -> tuple[dict, dict]:
+    """Rows → jobs (one channel and broadcast each, a batch at most), assigned in the DB before the push.
+
+    In-doubt rows (their worker died mid-send) get jobs of their own at the front of the queue: their resend must
+    happen inside WeChat's 10-minute client_msg_id window.
+    """
+    buckets: dict[tuple, list[int]] = {}
+    for did, channel, bid, in_doubt in rows:
+        buckets.setdefault((channel, bid, bool(in_doubt)), []).append(did)
+    urgent: dict[str, list[int]] = {}
+    normal: dict[str, list[int]] = {}
+    for (channel, _bid, in_doubt), ids in buckets.items():
+        size = broadcasts.MASS_BATCH if channel == MASS else batch
+        for start in range(0, len(ids), size):
+            job = broadcasts.job_name()
+            taken = deliveries.push_ids(session, job, ids[start : start + size], now)
+            if taken:
+                (urgent if in_doubt else normal)[job] = sorted(taken)
+    return urgent, normal
+
+
+def enqueue(delivery_id: int, job: str) -> bool:
+    """Push one delivery's job after its commit (the API and playbook path); the pump covers a failure."""
+    return push_jobs(services().redis, {job: [delivery_id]})
+
+
+# --- sending --------------------------------------------------------------------------------------------------------
+
+
+class Sender:
+    """One batch job's view of the shared limits, the breakers of its broadcasts and the database."""
+
+    def __init__(self, job_id: str) -> None:
+        svc = services()
+        self.rules, self.db, self.conn = rules(), svc.db, svc.redis_slow
+        self.lib = message_library()
+        self.bucket = TokenBucket(self.conn, BUCKET, self.rules.rate, self.rules.bucket_size)
+        self.quota = DailyQuota(self.conn, "template", self.rules.template_daily_quota)
+        self.heart = Heartbeat(self.conn, job_id, self.rules.heartbeat)
+        self.breakers: dict[int, Breaker] = {}
+        self.touched: set[int] = set()
+
+    def channel(self, delivery_id: int) -> str | None:
+        with self.db.sessions() as session:
+            return session.scalar(select(Delivery.channel).where(Delivery.id == delivery_id))
+
+    def prepare(self, ids: list[int]) -> list[Outgoing]:
+        with self.db.transaction() as session:
+            return deliveries.prepare(session, ids, self.rules, self.lib, utcnow())
+
+    def admit(self, outs: list[Outgoing]) -> list[Outgoing]:
+        """What today's template quota lets through; the rest wait for tomorrow (deferred, not dropped)."""
+        templates = [o for o in outs if o.channel == TEMPLATE]
+        if not templates:
+            return outs
+        granted = self.quota.take(day_key(guards.local_now(self.rules, utcnow())), len(templates))
+        if granted == len(templates):
+            return outs
+        refused = {o.id for o in templates[granted:]}
+        detail = "the account's template messages for today are used up"
+        self.release([o.id for o in templates[granted:]], _next_local_midnight(self.rules), "daily_quota", detail)
+        return [o for o in outs if o.id not in refused]
+
+    def release(self, ids: list[int], until: datetime | None, reason: str | None, detail: str | None) -> None:
+        if ids:
+            with self.db.transaction() as session:
+                deliveries.release(session, ids, utcnow(), until, reason, detail)
+
+    def record(self, results: list[tuple[Outgoing, Result]]) -> None:
+        """Commit a chunk's answers, then feed the breakers of the broadcasts involved."""
+        if not results:
+            return
+        with self.db.transaction() as session:
+            settled = deliveries.record(session, [(o.id, r) for o, r in results], self.rules, utcnow())
+            outcomes = [(row.broadcast_id, row.state) for row in settled]
+        by_broadcast: dict[int, list[bool]] = {}
+        for bid, state in outcomes:
+            if bid is not None and state in (SENT, DELIVERED, FAILED, ERROR, UNKNOWN):
+                by_broadcast.setdefault(bid, []).append(state in deliveries.FAILURE_STATES)
+        self.touched.update(bid for bid, _ in outcomes if bid is not None)
+        for bid, failed in by_broadcast.items():
+            self._observe(bid, failed)
+
+    def _observe(self, broadcast_id: int, failed: list[bool]) -> None:
+        """Feed the broadcast's breaker; pause the broadcast when it trips (a Redis outage only skips this)."""
+        try:
+            reason = (self.breakers.get(broadcast_id) or self._breaker(broadcast_id)).observe(*failed)
+        except redis.RedisError as exc:
+            log.warning("broadcast %s: breaker not fed: %s", broadcast_id, exc)
+            return
+        if reason:
+            with self.db.transaction() as session:
+                if broadcasts.pause(session, broadcast_id, f"circuit breaker: {reason}"):
+                    log.warning("broadcast %s paused by its circuit breaker: %s", broadcast_id, reason)
+
+    def _breaker(self, broadcast_id: int) -> Breaker:
+        with self.db.transaction() as session:
+            b = broadcasts.get(session, broadcast_id)
+            budget, window = b.error_budget, b.breaker_window
+        self.breakers[broadcast_id] = Breaker(self.conn, f"broadcast:{broadcast_id}", budget, window)
+        return self.breakers[broadcast_id]
+
+    def finish(self) -> None:
+        for bid in self.touched:
+            with self.db.transaction() as session:
+                broadcasts.finish_if_done(session, bid)
+        self.heart.stop()
+
+
+def _next_local_midnight(r: guards.SendRules) -> datetime:
+    local = guards.local_now(r, utcnow())
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
+
+
+def classify(exc: Exception) -> Result:
+    """WeChat's answer (or the lack of one) → the delivery's next state. Token errors were retried in the client."""
+    if isinstance(exc, Unknown):
+        return Result(UNKNOWN, reason="timeout", detail=str(exc))
+    if isinstance(exc, NotSent):
+        return Result("retry", reason="not_sent", detail=str(exc))
+    assert isinstance(exc, WeChatAPIError)
+    code, detail = exc.errcode, f"{exc.errcode}: {exc.errmsg}"
+    if exc.retryable:
+        return Result("retry", code=code, reason="busy" if code == -1 else "rate_limited", detail=detail)
+    if exc.blocked:
+        return Result(BLOCKED, code=code, reason="not_following" if code == 43004 else "refused", detail=detail)
+    if code == OUTSIDE_WINDOW:
+        return Result(SKIPPED, code=code, reason="outside_window", detail=detail)
+    return Result(ERROR, code=code, reason="token" if exc.token_problem else "wechat", detail=detail)
+
+
+def send_one(out: Outgoing) -> Result:
+    """One template or customer-service message through the OA client."""
+    client = oa_client()
+    try:
+        if out.channel == CUSTOM:
+            client.send_custom_text(out.openid, out.payload["text"])
+            return Result(SENT)
+        p = out.payload
+        msgid = client.send_template(
+            out.openid,
+            p["template_id"],
+            p["data"],
+            url=p.get("url"),
+            miniprogram=p.get("miniprogram"),
+            client_msg_id=out.client_msg_id,
+        )
+    except (WeChatAPIError, NotSent, Unknown) as exc:
+        return classify(exc)
+    return Result(SENT, msgid=str(msgid))
+
+
+def send_mass(outs: list[Outgoing], job_id: str) -> Result:
+    """One mass text to a list of openids (WeChat needs at least two); clientmsgid makes a repeat a no-op."""
+    body = {
+        "touser": [o.openid for o in outs],
+        "msgtype": "text",
+        "text": {"content": outs[0].payload["text"]},
+        "send_ignore_reprint": 0,
+        "clientmsgid": job_id[:64],
+    }
+    try:
+        answer = oa_client().raw.post("message/mass/send", data=body)
+    except WeChatAPIError as exc:
+        if exc.errcode == MASS_CLIENT_DUP:
+            return Result(SENT, reason="duplicate", detail="WeChat had this clientmsgid already: sent before")
+        return classify(exc)
+    except (NotSent, Unknown) as exc:
+        return classify(exc)
+    return Result(SENT, msgid=str(answer.get("msg_id", "")))
+
+
+def run_batch(job_id: str, ids: list[int]) -> dict[str, int]:
+    """The RQ job: send these deliveries at the shared rate, a chunk per transaction; safe to run twice."""
+    sender = Sender(job_id)
+    channel = sender.channel(ids[0]) if ids else None
+    size = {CUSTOM: 1, MASS: MASS_CHUNK}.get(channel or "", CHUNK)
+    sent, mass = 0, []
+    try:
+        for start in range(0, len(ids), size):
+            sender.heart.beat()
+            outs = sender.prepare(ids[start : start + size])
+            mass += [o for o in outs if o.channel == MASS]
+            sent += _send_chunk(sender, [o for o in outs if o.channel != MASS])
+        sent += _run_mass(sender, mass, job_id) if mass else 0
+    finally:
+        sender.finish()
+    return {"sent": sent}
+
+
+def _send_chunk(sender: Sender, outs: list[Outgoing]) -> int:
+    """Send one by one (a token each); record what went out even if Redis fails half-way, release the rest."""
+    outs = sender.admit(outs)
+    results: list[tuple[Outgoing, Result]] = []
+    try:
+        for out in outs:
+            sender.bucket.acquire()
+            results.append((out, send_one(out)))
+            sender.heart.beat()
+    finally:
+        sender.record(results)
+        done = {o.id for o, _ in results}
+        sender.release([o.id for o in outs if o.id not in done], None, None, None)
+    return len(results)
+
+
+def _run_mass(sender: Sender, outs: list[Outgoing], job_id: str) -> int:
+    if len(outs) < 2:
+        sender.record(
+            [(o, Result(SKIPPED, reason="mass_minimum", detail="a mass send needs two followers")) for o in outs]
+        )
+        return 0
+    result = send_mass(outs, job_id)
+    for start in range(0, len(outs), MASS_CHUNK):
+        sender.record([(o, result) for o in outs[start : start + MASS_CHUNK]])
+    return len(outs)
+
+
+# --- playbook and chatbot actions (outbox tasks) ----------------------------------------------------------------
+
+
+def deliver(
+    openid: str,
+    template: str,
+    data: dict[str, Any],
+    key: str,
+    source: str,
+    channel: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Queue one message and send it in this job (the outbox row already made it durable); a retry or a
+    deferral leaves it queued for the pump."""
+    job = broadcasts.job_name()
+    try:
+        with services().db.transaction() as session:
+            row, _new = deliveries.new_message(
+                session,
+                message_library(),
+                openid=openid,
+                template=template,
+                data=data,
+                key=key,
+                source=source,
+                channel=channel,
+                event=event,
+                job=job,
+            )
+            delivery_id, state = row.id, row.state
+    except (deliveries.NotFound, TemplateError) as exc:
+        raise GiveUp(str(exc)) from exc
+    if state == QUEUED:
+        run_batch(job, [delivery_id])
+    return {"delivery": delivery_id}
+
+
+@task("template.send")
+def template_send(
+    openid: str,
+    template: str,
+    data: dict[str, Any] | None = None,
+    key: str | None = None,
+    url: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The playbook's `send_template`: `key` (rule + interaction) makes it one delivery ever; a rule's `url`
+    reaches the template as `data.url`."""
+    data = dict(data or {})
+    if url:
+        data.setdefault("url", url)
+    return deliver(openid, template, data, f"pb:{key or uuid.uuid4().hex}", "playbook", event=event)
+
+
+@task("custom.send")
+def custom_send(
+    openid: str,
+    template: str,
+    data: dict[str, Any] | None = None,
+    key: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A chatbot follow-up as a customer-service message (inside WeChat's 48-hour window, else skipped)."""
+    return deliver(openid, template, dict(data or {}), f"cs:{key or uuid.uuid4().hex}", "chatbot", CUSTOM, event)
+
+
+# --- the pump -------------------------------------------------------------------------------------------------------
+
+
+def _job_states(conn: redis.Redis, jobs: list[str]) -> dict[str, str | None]:
+    with conn.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.hget(Job.key_for(job), "status")
+        found = pipe.execute()
+    return {job: (s.decode() if isinstance(s, bytes) else s) for job, s in zip(jobs, found, strict=True)}
+
+
+def dead_jobs(conn: redis.Redis, jobs: Iterable[str]) -> list[str]:
+    """Jobs neither waiting in RQ nor beating: gone with Redis, failed, or their worker died."""
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    states, beating = _job_states(conn, jobs), Heartbeat.alive(conn, jobs)
+    return [j for j in jobs if j not in beating and (states[j] not in LIVE or states[j] == "started")]
+
+
+def recover_stuck() -> int:
+    """Rows left `sending` by a worker that died: queued again, in doubt."""
+    svc, now = services(), utcnow()
+    with svc.db.transaction() as session:
+        rows = deliveries.in_flight(session, now - timedelta(seconds=STUCK_GRACE), PUMP_LIMIT)
+    if not rows:
+        return 0
+    dead = set(dead_jobs(svc.redis_slow, {job for _, job in rows if job}))
+    lost = [did for did, job in rows if job is None or job in dead]
+    if not lost:
+        return 0
+    with svc.db.transaction() as session:
+        n = deliveries.recover(session, lost, now)
+    log.warning("recovered %d deliveries from dead workers", n)
+    return n
+
+
+def requeue_lost() -> int:
+    """Queued rows whose job is gone lose it, so push_pending gives them a new one. Each run checks up to
+    LOST_SCAN jobs, continuing where the previous run stopped (a Redis key; losing it only restarts the walk)."""
+    svc, r = services(), rules()
+    after = (svc.redis_slow.get(LOST_CURSOR) or b"").decode()
+    with svc.db.transaction() as session:
+        jobs = deliveries.jobs_waiting(session, utcnow() - timedelta(seconds=r.lost_after), LOST_SCAN, after)
+    svc.redis_slow.set(LOST_CURSOR, jobs[-1] if len(jobs) == LOST_SCAN else "", ex=3600)
+    dead = dead_jobs(svc.redis_slow, jobs)
+    if not dead:
+        return 0
+    with svc.db.transaction() as session:
+        n = deliveries.unassign(session, dead)
+    log.warning("%d queued deliveries lost their job (%d jobs): pushing again", n, len(dead))
+    return n
+
+
+def pump() -> dict[str, int]:
+    """The periodic keeper (scheduler, every few seconds): recover, re-push, push what is due, finish broadcasts."""
+    from tasks.broadcast import tend
+
+    report = {"recovered": recover_stuck(), "lost": requeue_lost(), "pushed": push_pending()}
+    report.update(tend())
+    return report

@@ -1,0 +1,111 @@
+"""The playbook (read the active version, load a new one, check one, list versions) and a follower's explained score.
+
+A load is one transaction: validated first, nothing stored when invalid, so the previous version stays active.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from apiflask import abort
+from flask import request
+from sqlalchemy.exc import IntegrityError
+
+from scrm import scoring
+from scrm.playbook import PlaybookError, parse, store
+from welead.api import bp
+from welead.api.access import get_follower, require
+from welead.app import services
+from welead.auth import auth
+
+BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."
+
+
+def _source() -> str:
+    text = request.get_data(as_text=True)
+    if not text.strip():
+        abort(400, "send the playbook (YAML) as the request body")
+    return text
+
+
+def _invalid(exc: PlaybookError) -> NoReturn:
+    abort(422, f"invalid playbook: {len(exc.errors)} problem(s)", detail={"errors": exc.errors})
+
+
+@bp.get("/playbook")
+@bp.auth_required(auth)
+@bp.doc(summary="The active playbook", description="Version, checksum, source text and the validated spec.")
+def get_playbook():
+    require("marketer")
+    with services().db.sessions() as session:
+        row = store.version(session)
+        if row is None:
+            abort(404, "no playbook loaded yet")
+        return store.describe(row, row.version)
+
+
+@bp.put("/playbook")
+@bp.auth_required(auth)
+@bp.doc(summary="Load a playbook", description=BODY + " Becomes the new active version (201); 422 lists problems.")
+def put_playbook():
+    who = require("marketer")
+    source = _source()
+    try:
+        with services().db.transaction() as session:
+            row = store.load(session, source, by=who.name)
+            out = store.describe(row, row.version)
+    except PlaybookError as exc:
+        _invalid(exc)
+    except IntegrityError:
+        abort(409, "another load happened at the same time; send it again")
+    return out, 201
+
+
+@bp.post("/playbook/check")
+@bp.auth_required(auth)
+@bp.doc(summary="Check a playbook", description=BODY + " Validates without loading.")
+def check_playbook():
+    require("marketer")
+    try:
+        book = parse(_source())
+    except PlaybookError as exc:
+        _invalid(exc)
+    return {"ok": True, "name": book.name, "rules": len(book.rules), "journeys": len(book.journeys)}
+
+
+@bp.get("/playbook/versions")
+@bp.auth_required(auth)
+@bp.doc(summary="Playbook versions", description="Newest first; the first one is active.")
+def list_versions():
+    require("marketer")
+    with services().db.sessions() as session:
+        return {"items": store.versions(session)}
+
+
+@bp.get("/playbook/versions/<int:number>")
+@bp.auth_required(auth)
+@bp.doc(summary="One playbook version", description="Old versions stay readable.")
+def get_version(number: int):
+    require("marketer")
+    with services().db.sessions() as session:
+        row = store.version(session, number)
+        if row is None:
+            abort(404, f"no playbook version {number}")
+        active = store.version(session)
+        return store.describe(row, active.version if active else None)
+
+
+@bp.get("/followers/<openid>/score")
+@bp.auth_required(auth)
+@bp.doc(
+    summary="A follower's score, explained",
+    description="Decayed total per model now, and every score event: rule, interaction, points then and now.",
+)
+def follower_score(openid: str):
+    limit = request.args.get("limit", "200")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        abort(400, "limit must be between 1 and 1000")
+    with services().db.sessions() as session:
+        follower = get_follower(session, openid)
+        out = scoring.explain(session, follower.id, limit=int(limit))
+        return {"openid": follower.openid, "stage": follower.stage, **out}

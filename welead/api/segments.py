@@ -1,0 +1,102 @@
+"""Segments: preview a filter (count and first page), save named filters, read them and their followers.
+
+A rep token sees only its own leads: every count and page is restricted to followers it owns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema, abort
+from apiflask.fields import Raw, String
+from apiflask.validators import Length
+from flask import request
+from sqlalchemy.orm import Session
+
+from scrm import segments
+from welead.api import bp
+from welead.api.access import require
+from welead.app import services
+from welead.auth import auth
+
+PREVIEW = (
+    "Query-string filter, e.g. `tags_all=vip&score=engagement:50..&stage=mql+&source=booth:expo:*&active_after=30d`"
+    " (docs/segments.md); `after` and `limit` page through the followers."
+)
+
+
+class SegmentIn(Schema):
+    name = String(required=True, validate=Length(1, 128))
+    filter = Raw(required=True, metadata={"description": "a filter mapping (docs/segments.md)"})
+
+
+def _paging() -> tuple[int, int]:
+    after, limit = request.args.get("after", "0"), request.args.get("limit", "50")
+    if not after.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 500:
+        abort(400, "after is a follower id cursor; limit is between 1 and 500")
+    return int(after), int(limit)
+
+
+def _owner() -> int | None:
+    who = require("marketer", "rep")
+    return int(who.subject or 0) if who.role == "rep" else None
+
+
+def _result(session: Session, spec: Any, after: int, limit: int) -> dict[str, Any]:
+    owner = _owner()
+    try:
+        total = segments.count(session, spec, owner=owner)
+        items, nxt = segments.page(session, spec, after=after, limit=limit, owner=owner)
+    except segments.SegmentError as exc:
+        abort(400, str(exc))
+    return {"count": total, "items": items, "next": nxt}
+
+
+@bp.get("/segments/preview")
+@bp.auth_required(auth)
+@bp.doc(summary="Preview a segment", description="Count and first page of the followers matching. " + PREVIEW)
+def preview_segment():
+    after, limit = _paging()
+    try:
+        spec = segments.from_query(request.args)
+    except segments.SegmentError as exc:
+        abort(400, str(exc))
+    with services().db.sessions() as session:
+        return {"filter": segments.normalised(spec), **_result(session, spec, after, limit)}
+
+
+@bp.post("/segments")
+@bp.auth_required(auth)
+@bp.input(SegmentIn, arg_name="body")
+@bp.doc(summary="Save a segment", description="A named filter, evaluated whenever it is used (201, with its count).")
+def create_segment(body: dict):
+    who = require("marketer")
+    try:
+        with services().db.transaction() as session:
+            row = segments.save(session, body["name"], body["filter"], by=who.name)
+            out = segments.describe(row)
+            out["count"] = segments.count(session, row.filter)
+    except segments.SegmentError as exc:
+        abort(409 if str(exc).startswith("name: a segment named") else 400, str(exc))
+    return out, 201
+
+
+@bp.get("/segments")
+@bp.auth_required(auth)
+@bp.doc(summary="Saved segments")
+def list_segments():
+    require("marketer", "rep")
+    with services().db.sessions() as session:
+        return {"items": [segments.describe(r) for r in segments.saved(session)]}
+
+
+@bp.get("/segments/<ref>")
+@bp.auth_required(auth)
+@bp.doc(summary="A saved segment", description="By id or name: its filter, count and first page (`after`, `limit`).")
+def get_segment(ref: str):
+    after, limit = _paging()
+    with services().db.sessions() as session:
+        row = segments.find(session, ref)
+        if row is None:
+            abort(404, f"no segment {ref!r}")
+        return {**segments.describe(row), **_result(session, row.filter, after, limit)}
