@@ -100,9 +100,7 @@ def app(settings: Settings):
     svc = app.extensions["welead"]
     ensure_admin(svc.db, ADMIN_TOKEN, Path("/nonexistent"))
     yield app
-    svc.db.dispose()
-    svc.redis.close()
-    svc.redis_slow.close()
+    svc.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -15,15 +15,33 @@ from welead.db import Database
 from welead.redisconn import connect, resolve_url
 
 
-@dataclass
 class Services:
-    """What a request or a job needs, built once per process."""
+    """What a request or a job needs, built once per process. Redis is connected on first use, so commands that
+    need only the database (`flask db upgrade`) run without one."""
 
-    settings: Settings
-    db: Database
-    redis_url: str
-    redis: redis.Redis  # short timeouts: the callback path
-    redis_slow: redis.Redis  # ordinary timeouts: jobs, CLI
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+
+    @cached_property
+    def redis_url(self) -> str:
+        return resolve_url(self.settings.redis_url)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Short timeouts: the callback path gives up fast and leaves the work to the outbox sweeper."""
+        return connect(self.redis_url, fast=True)
+
+    @cached_property
+    def redis_slow(self) -> redis.Redis:
+        """Ordinary timeouts: jobs and CLI commands."""
+        return connect(self.redis_url)
+
+    def close(self) -> None:
+        self.db.dispose()
+        for name in ("redis", "redis_slow"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
 
 
 def services() -> Services:
@@ -50,14 +68,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    redis_url = resolve_url(settings.redis_url)
-    app.extensions["welead"] = Services(
-        settings=settings,
-        db=Database(settings.database_url),
-        redis_url=redis_url,
-        redis=connect(redis_url, fast=True),
-        redis_slow=connect(redis_url),
-    )
+    app.extensions["welead"] = Services(settings, Database(settings.database_url))
     _register(app, settings)
     return app
 

@@ -11,8 +11,8 @@ from welead.config import INSTANCE
 URL_FILE = INSTANCE / "redis.url"
 
 
-class NoRedisConfigured(RuntimeError):
-    pass
+class NoRedisConfigured(redis.ConnectionError):
+    """No Redis to talk to: handled wherever an unreachable Redis is (the outbox keeps the work)."""
 
 
 def resolve_url(configured: str, url_file: Path = URL_FILE) -> str:
