@@ -1,6 +1,7 @@
 """The callback endpoints: open the envelope, run the handler in one transaction, answer within the deadline.
 
-No outbound HTTP here: follow-up work is in the outbox, pushed to RQ after commit (best effort, swept later).
+No outbound HTTP here: follow-up work is in the outbox, announced to the dispatchers after commit (best effort,
+swept later).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from handlers.dispatch import handler_for, has_follower, to_event
 from scrm.ingest import process
-from tasks.queue import push
+from tasks.queue import announce
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
 from wechat.replies import Article, Reply, render
@@ -70,7 +71,7 @@ def _callback(ep: Endpoint) -> Response:
     except DBAPIError as exc:
         log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
         return _text("database unavailable", 503)
-    push(svc.redis, visit.outbox_ids)
+    announce(svc.redis, visit.outbox_ids)
     if not visit.answers or ep.channel != "oa":
         return _text("success")
     answer = visit.answers[0]  # {"text": ...} or news {"articles": [{title, description, url, image}]}

@@ -1,5 +1,9 @@
-"""Pushing outbox rows to RQ. Called after commit on the request path (fast Redis, failures tolerated) and by the
-sweeper; the job id is derived from the outbox row, so pushing twice queues the same job, which runs once.
+"""Pushing outbox rows to RQ; the job id is derived from the row, so pushing twice queues the same job, which runs
+once (tasks.outbox claims rows atomically).
+
+The callback path does not build RQ jobs itself: `announce` appends the new row ids to one Redis list (a single
+RPUSH, a fraction of RQ's enqueue cost) and the dispatcher thread in every worker turns them into jobs. Whatever is
+lost on the way (Redis down, a process killed) is found again by the sweeper, from the database.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "default"
 JOB_PREFIX = "outbox-"
+READY = "welead:outbox:ready"
 
 
 def job_id(outbox_id: int) -> str:
@@ -45,3 +50,29 @@ def push(connection: redis.Redis, outbox_ids: list[int]) -> bool:
         log.warning("outbox push deferred to the sweeper (%d rows): %s", len(outbox_ids), exc)
         return False
     return True
+
+
+def announce(connection: redis.Redis, outbox_ids: list[int]) -> bool:
+    """Tell the dispatchers about rows just committed; False (and a log line) when Redis is unreachable."""
+    if not outbox_ids:
+        return True
+    try:
+        connection.rpush(READY, *outbox_ids)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("outbox announce deferred to the sweeper (%d rows): %s", len(outbox_ids), exc)
+        return False
+    return True
+
+
+def dispatch_once(connection: redis.Redis, wait: float = 1.0, batch: int = 500) -> int:
+    """Move announced ids into RQ jobs: block up to `wait` seconds for the first, then take what else is there."""
+    first = connection.blpop([READY], timeout=wait)
+    if first is None:
+        return 0
+    with connection.pipeline() as pipe:
+        pipe.lpop(READY, batch - 1)
+        rest = pipe.execute()[0] or []
+    ids = [int(first[1]), *(int(x) for x in rest)]
+    if not push(connection, ids):
+        connection.rpush(READY, *ids)  # Redis answered the pops; let the next round try again
+    return len(ids)

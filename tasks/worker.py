@@ -7,6 +7,7 @@ here restarts it with backoff, and sweeps the outbox first, since a restarted Re
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import redis
@@ -14,7 +15,7 @@ from flask import Flask
 from rq import SimpleWorker
 from rq.cron import CronScheduler
 
-from tasks.queue import QUEUE
+from tasks.queue import QUEUE, dispatch_once
 from tasks.registry import load_all
 from welead.app import services
 
@@ -37,18 +38,42 @@ def _supervise(name: str, body, backoff_max: float = 10.0) -> None:
 
 
 def run_worker(app: Flask, burst: bool = False) -> None:
-    """Jobs run in this process (no fork per job) inside the app context, so engines and clients are reused."""
+    """Jobs run in this process (no fork per job) inside the app context, so engines and clients are reused.
+
+    Beside the worker, a dispatcher thread turns outbox ids announced by the web processes into RQ jobs.
+    """
     load_all()
     from tasks.outbox import sweep
+
+    stop = threading.Event()
+    if not burst:
+        threading.Thread(target=_dispatcher, args=(app, stop), name="outbox-dispatcher", daemon=True).start()
 
     def body() -> None:
         with app.app_context():
             conn = services().redis_slow
             conn.ping()
+            if burst:
+                while dispatch_once(conn, wait=0.01):
+                    pass
             sweep(stale_seconds=0)  # Redis may have come back empty
             SimpleWorker([QUEUE], connection=conn).work(burst=burst, logging_level="INFO")
 
-    _supervise("worker", body)
+    try:
+        _supervise("worker", body)
+    finally:
+        stop.set()
+
+
+def _dispatcher(app: Flask, stop: threading.Event) -> None:
+    with app.app_context():
+        conn = services().redis_slow
+        while not stop.is_set():
+            try:
+                dispatch_once(conn, wait=1.0)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("dispatcher: Redis unavailable (%s)", exc.__class__.__name__)
+                stop.wait(1.0)
 
 
 def run_scheduler(app: Flask) -> None:

@@ -84,3 +84,18 @@ def test_double_push_runs_once(app, client, live):
     run_worker(app, burst=True)
     with app.extensions["welead"].db.sessions() as s:
         assert s.get(Outbox, oid).attempts == 1
+
+
+def test_announced_rows_become_jobs(app, client):
+    from rq.job import Job
+
+    from tasks.queue import READY, dispatch_once, job_id
+
+    post(client, "subscribe", openid="o-announce")
+    conn = app.extensions["welead"].redis_slow
+    with app.extensions["welead"].db.sessions() as s:
+        oid = s.scalar(select(Outbox.id))
+    assert [int(x) for x in conn.lrange(READY, 0, -1)] == [oid]
+    assert dispatch_once(conn, wait=0.1) == 1
+    assert Job.fetch(job_id(oid), connection=conn).get_status() == "queued"
+    assert dispatch_once(conn, wait=0.1) == 0
