@@ -260,9 +260,10 @@ def _timed(label: str, fn: Callable[[], Any]) -> None:
 class Capture:
     """The last statement sent to the database, to EXPLAIN it exactly as it ran."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, db: Database) -> None:
         self.statement, self.params = "", None
-        event.listen(engine, "before_cursor_execute", self._seen)
+        for engine in {db.engine, getattr(db, "reader", db.engine)}:  # reads may use an engine of their own
+            event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany) -> None:
         if statement.lstrip().upper().startswith("SELECT"):  # not BEGIN, pool resets...
@@ -304,7 +305,7 @@ def best(fn: Callable[[], Any], runs: int = 3) -> tuple[float, float, Any]:
 
 
 def time_filters(db: Database, label: str) -> None:
-    capture = Capture(db.engine)
+    capture = Capture(db)
     print(f"\n{label}: count and first page (50) per filter; cold = first run, warm = best of two more")
     print(f"  {'filter':<52} {'matches':>9} {'count cold/warm':>17} {'page cold/warm':>16}")
     plans = []

@@ -450,10 +450,6 @@ def recover(session: Session, ids: list[int], now: datetime) -> int:
 # --- reading --------------------------------------------------------------------------------------------------------
 
 
-def iso(at: datetime | None) -> str | None:
-    return followers.iso(at)
-
-
 def serialize(row: Delivery) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -471,11 +467,11 @@ def serialize(row: Delivery) -> dict[str, Any]:
         "attempts": row.attempts,
         "retries": row.retries,
         "payload": row.payload,
-        "send_after": iso(row.send_after),
-        "created_at": iso(row.created_at),
-        "sent_at": iso(row.sent_at),
-        "done_at": iso(row.done_at),
-        "updated_at": iso(row.updated_at),
+        "send_after": followers.iso(row.send_after),
+        "created_at": followers.iso(row.created_at),
+        "sent_at": followers.iso(row.sent_at),
+        "done_at": followers.iso(row.done_at),
+        "updated_at": followers.iso(row.updated_at),
     }
 
 

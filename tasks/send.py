@@ -1,8 +1,8 @@
 """Sending deliveries: the RQ job that sends a batch, and the pump that keeps the delivery table moving.
 
-A job carries delivery ids only. For each one it claims the row (queued → sending, one worker wins), runs the guards
-and the renderer, waits for a token of the shared bucket, calls WeChat, and records the answer, each step its own
-short transaction. The database is the truth; Redis only carries work:
+A job carries delivery ids only. It claims them a chunk at a time (queued → sending: one worker wins each row), runs
+the guards and the renderer, then for each row waits for a token of the shared bucket and calls WeChat, and records
+the chunk's answers in one transaction. The database is the truth; Redis only carries work:
 
 - `pump()` (every few seconds, from the scheduler) pushes queued rows that have no live job: new after a deferral or
   a retry's backoff, or whose job vanished (Redis restarted empty, the job failed), and recovers rows left `sending`
@@ -107,10 +107,9 @@ def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT
             now = utcnow()
             rows = deliveries.due(session, now, step, broadcast_id)
             urgent, normal = _group(session, rows, r.batch, now)
-        push_jobs(svc.redis_slow, urgent, at_front=True)
-        push_jobs(svc.redis_slow, normal)
+        pushed = push_jobs(svc.redis_slow, urgent, at_front=True) and push_jobs(svc.redis_slow, normal)
         total += sum(len(ids) for groups in (urgent, normal) for ids in groups.values())
-        if len(rows) < step:
+        if not pushed or len(rows) < step:  # Redis down: what was assigned is found lost and pushed later
             break
     return total
 
@@ -308,17 +307,16 @@ def run_batch(job_id: str, ids: list[int]) -> dict[str, int]:
 
 def _send_chunk(sender: Sender, outs: list[Outgoing]) -> int:
     """Send one by one (a token each); record what went out even if Redis fails half-way, release the rest."""
-    outs = sender.admit(outs)
     results: list[tuple[Outgoing, Result]] = []
     try:
-        for out in outs:
+        for out in sender.admit(outs):
             sender.bucket.acquire()
             results.append((out, send_one(out)))
             sender.heart.beat()
     finally:
         sender.record(results)
         done = {o.id for o, _ in results}
-        sender.release([o.id for o in outs if o.id not in done], None, None, None)
+        sender.release([o.id for o in outs if o.id not in done], None, None, None)  # only rows still sending
     return len(results)
 
 
