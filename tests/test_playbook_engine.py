@@ -353,3 +353,27 @@ def test_capabilities_raise_their_own_triggers(db):
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oForm"))
     s = state(db, fid)
     assert s["tags"] == {"form:demo-request", "visited:expo:A1"} and s["score"] == 20
+
+
+def test_concurrent_events_for_one_follower_respect_caps(db):
+    """Callbacks for one follower in parallel (gunicorn workers): the follower's row lock (PostgreSQL) or the
+    write lock (SQLite) serialises the runs, so a total cap holds exactly and `once` gives one award."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    load(
+        db,
+        "rules:\n"
+        "  - {name: capped, when: {click: K}, do: [{score: 10, cap: {total: 30}}, {score: 5, model: fit, cap: once}]}\n"
+        "models: {engagement: {}, fit: {}}\n",
+    )
+    process(db, Event(channel="oa", kind="text", openid="oC", dedup_key="c-0", created=1, content="hi"), None)
+
+    def click(i: int) -> None:
+        process(db, Event(channel="oa", kind="click", openid="oC", dedup_key=f"c-{i}", created=i, event_key="K"), None)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(click, range(1, 17)))
+    with db.sessions() as session:
+        fid = session.scalar(select(Follower.id).where(Follower.openid == "oC"))
+        assert scoring.current(session, fid, "engagement") == 30
+        assert scoring.current(session, fid, "fit") == 5

@@ -102,3 +102,12 @@ def verify(channel: Channel, server: str | None, timeout: float) -> None:
     if response.status_code != 200 or response.text != expected:
         raise click.ClickException(f"verification failed: expected {expected!r}")
     click.echo("verified")
+
+
+def _register_subgroups() -> None:
+    from wechat.menu import menu_cli
+
+    wechat_cli.add_command(menu_cli)
+
+
+_register_subgroups()

@@ -75,7 +75,6 @@ def register_cli(app: Flask) -> None:
     from welead.cli_broadcast import broadcast_cli, messages_cli
     from welead.cli_playbook import playbook_cli, segment_cli
 
-    for command in (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli):
-        app.cli.add_command(command)
-    for command in (playbook_cli, segment_cli):
+    commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
+    for command in (*commands, playbook_cli, segment_cli):
         app.cli.add_command(command)

@@ -13,8 +13,9 @@ from collections import deque
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from scrm import outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
@@ -25,6 +26,10 @@ from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 
+_F = Follower.__table__.c
+# FOR NO KEY UPDATE, not FOR UPDATE: the interaction a callback has just inserted holds a KEY SHARE lock on its
+# follower (the foreign key), which FOR UPDATE conflicts with: two callbacks of one follower would deadlock.
+_LOCK = select(_F.stage, _F.owner_id, _F.subscribed).where(_F.id == bindparam("fid")).with_for_update(key_share=True)
 MAX_SIGNALS = 500  # a safety net only: fire-once rules and change-only signals already bound a run
 CHECKIN = "checkin:"
 
@@ -131,10 +136,13 @@ class Run:
         if self._locked:
             return
         self._locked = True
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.session.flush()  # the refresh below must not overwrite unflushed changes (last_active_at...)
-            stmt = select(Follower).where(Follower.id == self.follower.id).with_for_update()
-            self.session.execute(stmt.execution_options(populate_existing=True))
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        row = self.session.connection().execute(_LOCK, {"fid": self.follower.id}).one()
+        state = inspect(self.follower)
+        for name, value in row._mapping.items():  # what a concurrent run committed, unless this visit changed it
+            if not state.attrs[name].history.has_changes():
+                set_committed_value(self.follower, name, value)
 
     # --- conditions ---------------------------------------------------------------------------------------------
 
