@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the caller (welead.migrate) or DATABASE_URL."""
 
 from alembic import context
+
 import scrm.schema  # noqa: F401  (imports every model module so metadata is complete)
 from welead.config import Settings
 from welead.db import Base, make_engine
@@ -23,9 +24,7 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(
-        connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True
-    )
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()
