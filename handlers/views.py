@@ -26,17 +26,18 @@ bp = Blueprint("callbacks", __name__)
 
 
 def _endpoints() -> dict[str, Endpoint]:
+    """The two callback endpoints' secrets, rebuilt only when the process's settings object changes."""
     svc = services()
-    cached = getattr(svc, "_endpoints", None)
-    if cached is None:
+    cached = svc.__dict__.get("callback_endpoints")
+    if cached is None or cached[0] is not svc.settings:
         s = svc.settings
-        cached = {
+        endpoints = {
             "oa": Endpoint("oa", s.wechat_token, s.wechat_app_id, s.wechat_aes_key, s.wechat_aes_key_previous,
                            s.replay_window),
             "wecom": Endpoint("wecom", s.wecom_token, s.wecom_corp_id, s.wecom_aes_key, "", s.replay_window),
         }  # fmt: skip
-        svc._endpoints = cached
-    return cached
+        cached = svc.__dict__["callback_endpoints"] = (s, endpoints)
+    return cached[1]
 
 
 @bp.route("/wechat/callback", methods=["GET", "POST"])

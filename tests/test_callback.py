@@ -123,7 +123,6 @@ def test_wecom_member_text_is_recorded_without_a_follower(app, client):
 def test_safe_mode_roundtrip(app, client, auth_headers):
     svc = app.extensions["welead"]
     svc.settings = svc.settings.replace(wechat_aes_key="kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR")
-    svc._endpoints = None
     query, body = build_callback("subscribe", svc.settings, openid="o-safe")
     assert query["encrypt_type"] == "aes" and b"<Encrypt>" in body and b"o-safe" not in body
     assert client.post("/wechat/callback", query_string=query, data=body).data == b"success"
