@@ -1,8 +1,9 @@
 """Broadcasts: one library message to a segment, fanned out into deliveries page by page, never all at once.
 
-The fan-out walks the segment in follower-id order (keyset pages), inserts one delivery per follower with INSERT ...
-ON CONFLICT DO NOTHING on the key `b:<broadcast>:<openid>`, and advances `cursor` with a compare-and-set in the same
-transaction. So it can die and resume, run twice at once, or be re-run on purpose, and nobody gets two rows.
+The fan-out streams the segment in follower-id order (scrm.audience), and for each page inserts one delivery per
+follower with INSERT ... ON CONFLICT DO NOTHING on the key `b:<broadcast>:<openid>` and advances `cursor` (the last
+follower id) with a compare-and-set, in one transaction. So it can die and resume, run twice at once, or be re-run
+on purpose, and nobody gets two rows.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from scrm.delivery_models import Delivery
-from scrm.models import Follower, Interaction
+from scrm.models import Follower, Interaction, Rep
 from tasks.send import pump, rules
 from tasks.worker import run_worker
 from tests.helpers import post
@@ -244,3 +244,26 @@ def test_early_callback_is_applied_when_sent_is_recorded(app):
     with app.app_context(), svc(app).db.transaction() as s:
         deliveries.record(s, [(row.id, deliveries.Result("sent", msgid="777"))], rules(), utcnow())
     assert rows(app, Delivery.key == "early-key")[0].state == "delivered"
+
+
+def test_rep_sees_only_the_deliveries_of_its_leads(app, client, live, auth_headers):
+    from welead.auth import issue
+
+    add_followers(app, 2)
+    with svc(app).db.transaction() as s:
+        s.add(Rep(id=5, userid="r5", name="R", created_at=utcnow()))
+        s.flush()
+        s.scalar(select(Follower).where(Follower.openid == "o-000000")).owner_id = 5
+        rep = issue(s, "rep-5", "rep", subject="5")
+        staff = issue(s, "staff-1", "staff", subject="expo")
+    send(client, auth_headers, openid="o-000000")
+    send(client, auth_headers, openid="o-000001")
+    headers = {"Authorization": f"Bearer {rep}"}
+    mine = client.get("/api/v1/deliveries", query_string={"openid": "o-000000"}, headers=headers)
+    assert mine.status_code == 200 and [d["openid"] for d in mine.json["items"]] == ["o-000000"]
+    assert client.get("/api/v1/deliveries", query_string={"openid": "o-000001"}, headers=headers).status_code == 404
+    assert client.get("/api/v1/deliveries", headers=headers).status_code == 403
+    staff_headers = {"Authorization": f"Bearer {staff}"}
+    assert (
+        client.get("/api/v1/deliveries", query_string={"openid": "o-000000"}, headers=staff_headers).status_code == 403
+    )

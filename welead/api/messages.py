@@ -18,7 +18,7 @@ from scrm.message_templates import CHANNELS, TEMPLATE, TemplateError, render, re
 from tasks import broadcast as broadcast_tasks
 from tasks import send
 from welead.api import bp
-from welead.api.access import get_follower, principal, require
+from welead.api.access import get_follower, require
 from welead.app import services
 from welead.auth import auth
 from welead.db import utcnow
@@ -155,11 +155,11 @@ def send_message(body: dict):
 @bp.input(DeliveryArgs, location="query", arg_name="args")
 @bp.doc(summary="List deliveries", description="Newest first; filter by openid, state, broadcast.")
 def list_deliveries(args: dict):
-    who = principal()
+    who = require("marketer", "rep")
     with services().db.sessions() as session:
         follower_id = get_follower(session, args["openid"]).id if args["openid"] else None
         if who.role not in ("admin", "marketer") and follower_id is None:
-            abort(403, "give the openid of one of your leads")
+            abort(403, "a rep token lists the deliveries of one of its leads: give its openid")
         items, nxt = deliveries.page(
             session,
             follower_id=follower_id,
