@@ -12,6 +12,7 @@ wechatpy's clients are kept for their request building, with four things changed
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -159,6 +160,13 @@ class _SharedToken:
 
     def _share(self, api_base: str, conn: redis.Redis, key: str) -> None:
         self.API_BASE_URL = api_base
+        # requests re-reads proxy and CA settings from the environment on every call (~10% of a worker's CPU per
+        # message); read them once here instead.
+        self._http.proxies.update(requests.utils.get_environ_proxies(api_base))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._http.verify = bundle
+        self._http.trust_env = False
         self.tokens = TokenCache(conn, key, self.fetch_access_token, wait=2 * float(self.timeout) + 2)
 
     def fetch_access_token(self) -> dict:
