@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
@@ -63,9 +63,14 @@ def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any
     ]
 
 
-def page(session: Session, after: int, limit: int, owner: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
-    """Keyset paging by id: stable under inserts, no OFFSET scans over the big table. `owner` limits to a rep."""
+def page(
+    session: Session, after: int, limit: int, owner: int | None = None, where: ColumnElement[bool] | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Keyset paging by id: stable under inserts, no OFFSET scans over the big table. `owner` limits to a rep,
+    `where` to a segment."""
     query = select(Follower).where(Follower.id > after)
+    if where is not None:
+        query = query.where(where)
     if owner is not None:
         query = query.where(Follower.owner_id == owner)
     rows = list(session.scalars(query.order_by(Follower.id).limit(limit + 1)))

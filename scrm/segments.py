@@ -18,8 +18,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from scrm import scoring
-from scrm.followers import iso, serialize, tag_names
+from scrm import followers, scoring
+from scrm.followers import iso, tag_names
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.playbook import store
 from scrm.playbook.grammar import DEFAULT_STAGES
@@ -278,13 +278,7 @@ def page(
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One keyset page (by follower id) of serialized followers, and the cursor of the next page."""
-    query = select(Follower).where(where(session, spec, now), Follower.id > after)
-    if owner is not None:
-        query = query.where(Follower.owner_id == owner)
-    rows = list(session.scalars(query.order_by(Follower.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return serialize(session, rows), (rows[-1].id if more and rows else None)
+    return followers.page(session, after, limit, owner, where(session, spec, now))
 
 
 EXPORT_COLUMNS = ("openid", "channel", "subscribed", "stage", "owner", "source", "score", "tags", "last_active_at")
