@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scrm import outbox, playbook
@@ -40,6 +42,16 @@ class Event:
         return datetime.fromtimestamp(self.created, UTC).replace(tzinfo=None)
 
 
+_FOLLOWER = select(Follower).where(Follower.openid == bindparam("openid"))
+
+
+@cache
+def _new_follower(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (openid) DO NOTHING RETURNING the follower, as an ORM object."""
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(Follower)
+    return stmt.on_conflict_do_nothing(index_elements=["openid"]).returning(Follower)
+
+
 class Visit:
     """The unit of work for one inbound event. `duplicate` is True when WeChat already delivered it: no effects."""
 
@@ -57,14 +69,12 @@ class Visit:
 
     def _follower(self) -> Follower:
         ev, session = self.event, self.session
-        found = select(Follower).where(Follower.openid == ev.openid)
-        follower = session.scalar(found)
-        if follower is None:
-            session.execute(
-                insert_ignore(session, Follower, ["openid"]),
-                {"openid": ev.openid, "channel": ev.channel, "profile": {}},
-            )
-            follower = session.scalar(found)
+        follower = session.scalar(_FOLLOWER, {"openid": ev.openid})
+        if follower is None:  # new: insert and load in one statement; a concurrent insert wins, then read it
+            row = {"openid": ev.openid, "channel": ev.channel, "profile": {}}
+            follower = session.scalar(_new_follower(session.get_bind().dialect.name), row)
+            if follower is None:
+                follower = session.scalar(_FOLLOWER, {"openid": ev.openid})
         assert follower is not None
         return follower
 
@@ -82,7 +92,8 @@ class Visit:
             "payload": ev.payload,
             "at": ev.at,
         }
-        return self.session.scalar(insert_ignore(self.session, Interaction, ["dedup_key"], "id"), row)
+        stmt = insert_ignore(self.session, Interaction, ["dedup_key"], "id")
+        return self.session.connection().execute(stmt, row).scalar()
 
     # --- effects used by handlers -------------------------------------------------------------------------------
 
@@ -143,7 +154,9 @@ class Visit:
         self.signals.append((kind, facts))
 
     def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
-        oid = outbox.add(self.session, task, args, key=key)
+        # The outbox row needs nothing the session holds: the follower's pending changes are flushed once, at commit.
+        with self.session.no_autoflush:
+            oid = outbox.add(self.session, task, args, key=key)
         if oid is not None:
             self.outbox_ids.append(oid)
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Select, bindparam, case, func, literal, select, update
+from sqlalchemy import Float, Select, and_, bindparam, case, func, literal, null, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scrm.followers import iso
 from scrm.models import Interaction
-from scrm.playbook.models import FollowerScore, ScoreEvent
+from scrm.playbook.models import FollowerScore, ScoreArm, ScoreEvent
 from welead.db import utcnow
 from welead.sql import insert_ignore
 
@@ -36,6 +36,15 @@ _USAGE = select(
     func.coalesce(func.sum(case((_E.at >= bindparam("day"), 1), else_=0)), 0),
     func.coalesce(func.sum(func.abs(_E.points)), 0),
 ).where(_E.follower_id == bindparam("fid"), _E.rule == bindparam("rule"), _E.model == bindparam("model"))
+
+
+_A = ScoreArm.__table__.c
+# A follower's whole scoring state in one statement: running totals (threshold NULL) and fired thresholds.
+_FID = bindparam("fid")
+_LEDGER = union_all(
+    select(_S.model, _S.value, _S.as_of, _S.half_life, null().label("threshold")).where(_S.follower_id == _FID),
+    select(_A.model, null(), null(), null(), _A.threshold).where(_A.follower_id == _FID),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,25 @@ def _fold(dialect: str) -> Any:
     ).returning(old.value, old.as_of, old.half_life)
 
 
+@cache
+def _fold_exact(dialect: str) -> Any:
+    """`_fold` for `Ledger.flush`: set the total computed in Python when the row is unchanged since it was read
+    (`seen_*`), else fold the new points (`value` at `as_of`) into it; no RETURNING.
+    """
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(FollowerScore.__table__)
+    new, old = stmt.excluded, FollowerScore.__table__.c
+    later = new.as_of >= old.as_of
+    same = and_(old.value == bindparam("seen_value", type_=Float), old.as_of == bindparam("seen_as_of", type_=Float))
+    value = case(
+        (same, bindparam("final", type_=Float)),
+        (old.half_life.is_(None), old.value + new.value),
+        (later, old.value * func.pow(0.5, (new.as_of - old.as_of) / old.half_life) + new.value),
+        else_=old.value + new.value * func.pow(0.5, (old.as_of - new.as_of) / old.half_life),
+    )
+    as_of = case((same, bindparam("final_as_of", type_=Float)), (later, new.as_of), else_=old.as_of)
+    return stmt.on_conflict_do_update(index_elements=["follower_id", "model"], set_={"value": value, "as_of": as_of})
+
+
 def cap_key(cap: CapSpec | None, rule: str, model: str, follower_id: int, now: datetime) -> str | None:
     """For `once` and `daily` caps the score event's unique key is the cap itself: no usage query, and a concurrent
     or retried award cannot slip through. Other caps count what was given (`usage`).
@@ -155,6 +183,30 @@ def award(
     The caller holds the follower's row lock (the engine takes it), so cap checks and the running total are safe.
     """
     now = now or utcnow()
+    points = _record(session, follower_id, model, points, rule, interaction_id, dedup, cap, now)
+    if points == 0:
+        return None
+    conn = session.connection()
+    ts = epoch(now)
+    total = {"follower_id": follower_id, "model": model, "value": float(points), "as_of": ts, "half_life": half_life}
+    value, as_of, kept = conn.execute(_fold(session.get_bind().dialect.name), total).one()
+    at = max(ts, as_of)
+    post = decayed(value, as_of, at, kept)
+    return Award(model, points, post - points * decay(at - ts, kept), post)
+
+
+def _record(
+    session: Session,
+    follower_id: int,
+    model: str,
+    points: int,
+    rule: str,
+    interaction_id: int | None,
+    dedup: str,
+    cap: CapSpec | None,
+    now: datetime,
+) -> int:
+    """Apply the cap and insert the score event: the points given, 0 when none (cap reached, `dedup` seen)."""
     key = cap_key(cap, rule, model, follower_id, now)
     if key is not None:
         dedup = key
@@ -163,18 +215,104 @@ def award(
     elif cap is not None:
         points = allowed(points, cap, usage(session, follower_id, rule, model, now))
     if points == 0:
-        return None
+        return 0
     event = {"follower_id": follower_id, "model": model, "rule": rule, "interaction_id": interaction_id,
              "points": points, "at": now, "dedup": dedup}  # fmt: skip
-    conn = session.connection()
-    if conn.execute(insert_ignore(session, ScoreEvent, ["dedup"], "id"), event).scalar() is None:
-        return None
-    ts = epoch(now)
-    total = {"follower_id": follower_id, "model": model, "value": float(points), "as_of": ts, "half_life": half_life}
-    value, as_of, kept = conn.execute(_fold(session.get_bind().dialect.name), total).one()
-    at = max(ts, as_of)
-    post = decayed(value, as_of, at, kept)
-    return Award(model, points, post - points * decay(at - ts, kept), post)
+    if session.connection().execute(insert_ignore(session, ScoreEvent, ["dedup"], "id"), event).scalar() is None:
+        return 0
+    return points
+
+
+@dataclass(slots=True)
+class _Total:
+    value: float
+    as_of: float
+    half_life: float | None
+    seen: tuple[float, float] | None  # (value, as_of) of the row as last read or written; None: no row yet
+    given: float = 0.0  # points awarded since, not yet written (all at the same time `at`)
+    at: float = 0.0
+
+
+class Ledger:
+    """One follower's scores during one engine run: read once, awards folded in memory, written once per model.
+
+    Awards are computed exactly as `award` computes them (the same arithmetic as the SQL fold, in the same order),
+    and each score event is still inserted at once (its unique key enforces caps and dedup). `flush` writes each
+    touched model's total with one upsert: when the row is still what was read, the exact value computed here;
+    otherwise (a concurrent rebase) the new points are folded into whatever is there, as `award` would have done.
+    The fired thresholds (`score_arms`) come with the totals, in the same statement.
+    """
+
+    def __init__(self, session: Session, follower_id: int) -> None:
+        self.session, self.follower_id = session, follower_id
+        self._totals: dict[str, _Total] | None = None
+        self._fired: dict[str, set[float]] = {}
+
+    def _load(self) -> dict[str, _Total]:
+        if self._totals is None:
+            self._totals = {}
+            for model, value, as_of, half_life, threshold in self.session.connection().execute(
+                _LEDGER, {"fid": self.follower_id}
+            ):
+                if threshold is None:
+                    self._totals[model] = _Total(value, as_of, half_life, (value, as_of))
+                else:
+                    self._fired.setdefault(model, set()).add(threshold)
+        return self._totals
+
+    def current(self, model: str, now: datetime) -> float:
+        row = self._load().get(model)
+        return decayed(row.value, row.as_of, epoch(now), row.half_life) if row else 0.0
+
+    def fired(self, model: str) -> set[float]:
+        self._load()
+        return self._fired.setdefault(model, set())
+
+    def award(
+        self,
+        *,
+        model: str,
+        half_life: float | None,
+        points: int,
+        rule: str,
+        interaction_id: int | None,
+        dedup: str,
+        cap: CapSpec | None,
+        now: datetime,
+    ) -> Award | None:
+        """As `award`, with the total kept here until `flush`."""
+        points = _record(self.session, self.follower_id, model, points, rule, interaction_id, dedup, cap, now)
+        if points == 0:
+            return None
+        totals, ts = self._load(), epoch(now)
+        row = totals.get(model)
+        if row is None:  # the first award inserts the row with this half-life
+            row = totals[model] = _Total(float(points), ts, half_life, None, float(points), ts)
+        else:
+            if row.given and row.at != ts:
+                self.flush()
+            row.value, row.as_of = accumulate(row.value, row.as_of, float(points), ts, row.half_life)
+            row.given, row.at = row.given + points, ts
+        at = max(ts, row.as_of)
+        post = decayed(row.value, row.as_of, at, row.half_life)
+        return Award(model, points, post - points * decay(at - ts, row.half_life), post)
+
+    def flush(self) -> None:
+        """Write the totals awards changed since the last flush (one statement)."""
+        if not self._totals:
+            return
+        rows = []
+        for model, row in self._totals.items():
+            if not row.given:
+                continue
+            seen_value, seen_as_of = row.seen if row.seen else (None, None)
+            rows.append({"follower_id": self.follower_id, "model": model, "value": row.given, "as_of": row.at,
+                         "half_life": row.half_life, "final": row.value, "final_as_of": row.as_of,
+                         "seen_value": seen_value, "seen_as_of": seen_as_of})  # fmt: skip
+            row.given, row.seen = 0.0, (row.value, row.as_of)
+        if rows:
+            conn = self.session.connection()
+            conn.execute(_fold_exact(self.session.get_bind().dialect.name), rows[0] if len(rows) == 1 else rows)
 
 
 def current(session: Session, follower_id: int, model: str, now: datetime | None = None) -> float:

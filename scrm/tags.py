@@ -6,12 +6,13 @@ a real change: that is what makes "tag added → add the same tag" terminate.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, bindparam, delete, select
+from sqlalchemy import BigInteger, DateTime, Engine, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,23 @@ _REMOVE = (
 _NAMES = select(_T.name).join_from(Tag.__table__, FollowerTag.__table__).where(_FT.follower_id == bindparam("fid"))
 
 
+# Tag names known to exist, per engine (that is, per database and process). Nothing deletes or renames a tag, so
+# knowing that a tag exists lets `add` conclude "the follower had it" from a missed insert without asking again. A
+# database emptied under a running engine (only test fixtures do that, and they make a new app and engine) needs a
+# new engine.
+_KNOWN: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+_KNOWN_MAX = 100_000
+
+
+def _known(session: Session) -> set[str]:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    known = _KNOWN.get(engine)
+    if known is None or len(known) > _KNOWN_MAX:
+        known = _KNOWN[engine] = set()
+    return known
+
+
 @dataclass(frozen=True, slots=True)
 class Removed:
     """A tag taken off a follower; `wechat_tag_id` is set when the tag had been mirrored to WeChat for them."""
@@ -47,8 +65,12 @@ def tag_id(session: Session, name: str, *, create: bool = True) -> int | None:
     conn = session.connection()
     found = conn.execute(_ID, {"name": name}).scalar()
     if found is None and create:
-        conn.execute(insert_ignore(session, Tag, ["name"]), {"name": name, "created_at": utcnow()})
-        found = conn.execute(_ID, {"name": name}).scalar()
+        create_stmt = insert_ignore(session, Tag, ["name"], "id")
+        found = conn.execute(create_stmt, {"name": name, "created_at": utcnow()}).scalar()
+        if found is None:  # created concurrently
+            found = conn.execute(_ID, {"name": name}).scalar()
+    if found is not None:
+        _known(session).add(name)
     return found
 
 
@@ -71,7 +93,7 @@ def add(session: Session, follower_id: int, name: str, at: datetime | None = Non
     conn = session.connection()
     if conn.execute(_attach(session.get_bind().dialect.name), row).scalar() is not None:
         return True
-    if tag_id(session, name, create=False) is not None:
+    if name in _known(session) or tag_id(session, name, create=False) is not None:
         return False  # the follower had it
     stmt = insert_ignore(session, FollowerTag, ["follower_id", "tag_id"], "follower_id")
     row = {"follower_id": follower_id, "tag_id": tag_id(session, name), "added_at": row["at"]}

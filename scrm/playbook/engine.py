@@ -88,6 +88,7 @@ class Run:
         self._tags: set[str] | None = None
         self._locked = False
         self._notes: list[dict[str, Any]] = []
+        self.ledger = scoring.Ledger(self.session, self.follower.id)  # scores and fired thresholds, read once
 
     def emit(self, kind: str, **facts: Any) -> None:
         self.queue.append(Signal(kind, facts))
@@ -99,6 +100,7 @@ class Run:
         """
         with self.session.no_autoflush:
             self._drain()
+        self.ledger.flush()
         if self._notes:
             self.session.connection().execute(insert(Activity.__table__), self._notes)
             self._notes = []
@@ -182,7 +184,7 @@ class Run:
     def _score_holds(self, cond: Condition) -> bool:
         if cond.score is None:
             return True
-        score = scoring.current(self.session, self.follower.id, cond.score.model or self.book.primary, self.now)
+        score = self.ledger.current(cond.score.model or self.book.primary, self.now)
         low, high = cond.score.min, cond.score.max
         return (low is None or score >= low) and (high is None or score <= high)
 
@@ -217,10 +219,12 @@ class Run:
                                 "score": round(award.post, 2)})  # fmt: skip
         thresholds = self.book.thresholds.get(award.model)
         if thresholds:
-            fired = stages.fired(self.session, self.follower.id, award.model)
+            fired = self.ledger.fired(award.model)
             fire, rearm = stages.crossings(award.pre, award.post, thresholds, fired)
             if fire or rearm:
                 stages.save(self.session, self.follower.id, award.model, fire, rearm, self.now)
+                fired.difference_update(rearm)
+                fired.update(fire)
             for threshold in fire:
                 facts = {"model": award.model, "threshold": threshold, "score": round(award.post, 2)}
                 self.note("score_crossed", {**facts, "rule": rule})
@@ -275,9 +279,7 @@ def _untag(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[st
 def _score(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
     model = action.model or run.book.primary
     cap = action.cap
-    got = scoring.award(
-        run.session,
-        follower_id=run.follower.id,
+    got = run.ledger.award(
         model=model,
         half_life=run.book.half_lives[model],
         points=action.score or 0,
