@@ -42,6 +42,9 @@ class Event:
         return datetime.fromtimestamp(self.created, UTC).replace(tzinfo=None)
 
 
+# Callbacks about the follower that the follower did not make: they do not count as activity (segments' active_after).
+NOT_ACTIVITY = frozenset({"templatesendjobfinish", "masssendjobfinish", "unsubscribe"})
+
 _FOLLOWER = select(Follower).where(Follower.openid == bindparam("openid"))
 
 
@@ -64,7 +67,7 @@ class Visit:
         self.outbox_ids: list[int] = []
         self.answers: list[dict[str, Any]] = []  # passive replies chosen by handlers/rules: {"text": ...}
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
-        if not self.duplicate and self.follower is not None:
+        if not self.duplicate and self.follower is not None and event.kind not in NOT_ACTIVITY:
             self.follower.last_active_at = max(self.follower.last_active_at or event.at, event.at)
 
     def _follower(self) -> Follower:

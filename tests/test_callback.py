@@ -226,3 +226,10 @@ def test_database_down_is_503_and_nothing_written(app, client, tmp_path):
 def test_outbox_row_is_written_with_the_interaction(app, client):
     post(client, "subscribe", openid="o-out")
     assert pending_outbox(app) == 1
+
+
+def test_delivery_reports_are_not_follower_activity(app, client, auth_headers):
+    post(client, "text", openid="o-act", content="hi", create_time=1_700_000_000)
+    post(client, "template-status", openid="o-act", msg_id=77, create_time=1_700_009_999)
+    body = client.get("/api/v1/followers/o-act", headers=auth_headers).json
+    assert body["last_active_at"] == "2023-11-14T22:13:20Z"
