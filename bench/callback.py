@@ -420,10 +420,10 @@ def main() -> int:
     from welead.embedded import EmbeddedRedis
     from welead.run import web_workers
 
-    args.workers = args.workers or web_workers()
     aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
     workdir = Path(tempfile.mkdtemp(prefix="wlb-", dir="/tmp"))
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    args.workers = args.workers or web_workers(database_url)
     db_label = "PostgreSQL" if database_url.startswith("postgres") else "SQLite (file, WAL)"
 
     def on_term(signum: int, _frame: FrameType | None) -> None:
