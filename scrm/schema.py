@@ -1,5 +1,4 @@
 """Imports every model module so Base.metadata is complete (Alembic, tests)."""
 
-import scrm.delivery_models  # noqa: F401  (deliveries, broadcasts)
-from scrm import models  # noqa: F401
+from scrm import delivery_models, models, tags  # noqa: F401  (deliveries/broadcasts, core, tag removals)
 from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)

@@ -2,6 +2,9 @@
 
 Writes answer "did anything change?" so the playbook engine records a timeline entry and fires `tag_added` only for
 a real change: that is what makes "tag added → add the same tag" terminate.
+
+Removing a tag that had been mirrored to WeChat for the follower also queues a `TagRemoval` in the same transaction;
+the sync job (tasks/tagsync.py) untags the follower in WeChat and deletes the row.
 """
 
 from __future__ import annotations
@@ -12,15 +15,31 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, bindparam, delete, select
+from sqlalchemy import BigInteger, DateTime, Engine, ForeignKey, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from scrm.models import FollowerTag, Tag
-from welead.db import utcnow
+from welead.db import Base, BigId, utcnow
 from welead.sql import insert_ignore
 
 MAX_NAME = 64
+
+
+class TagRemoval(Base):
+    """A tag taken off a follower after it was mirrored to WeChat: the sync job untags them there, then deletes this.
+
+    `wechat_tag_id` is the WeChat tag at removal time. Rows are not unique per (follower, tag): untagging twice is
+    harmless, and the job deletes exactly the rows it handled.
+    """
+
+    __tablename__ = "tag_removals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
+    wechat_tag_id: Mapped[int]
+    removed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
 
 # Core statements on the tables, built once and executed with parameters: on the callback path, building a
 # statement (and the ORM's per-statement work) costs more than the SQL itself.
@@ -32,6 +51,7 @@ _REMOVE = (
     .where(_FT.follower_id == bindparam("fid"), _FT.tag_id == bindparam("tid"))
     .returning(_FT.synced_at)
 )
+_QUEUE_UNTAG = insert(TagRemoval.__table__)
 _NAMES = select(_T.name).join_from(Tag.__table__, FollowerTag.__table__).where(_FT.follower_id == bindparam("fid"))
 
 
@@ -101,7 +121,7 @@ def add(session: Session, follower_id: int, name: str, at: datetime | None = Non
 
 
 def remove(session: Session, follower_id: int, name: str) -> Removed | None:
-    """Untag a follower; None when the follower did not have the tag."""
+    """Untag a follower; None when the follower did not have the tag. A mirrored tag is queued for WeChat untagging."""
     conn = session.connection()
     tag = conn.execute(_FOR_REMOVAL, {"name": name}).first()
     if tag is None:
@@ -109,7 +129,11 @@ def remove(session: Session, follower_id: int, name: str) -> Removed | None:
     row = conn.execute(_REMOVE, {"fid": follower_id, "tid": tag.id}).first()
     if row is None:
         return None
-    return Removed(tag.id, tag.wechat_tag_id if row.synced_at is not None else None)
+    removed = Removed(tag.id, tag.wechat_tag_id if row.synced_at is not None else None)
+    if removed.wechat_tag_id is not None:
+        queued = {"follower_id": follower_id, "tag_id": tag.id, "wechat_tag_id": removed.wechat_tag_id}
+        conn.execute(_QUEUE_UNTAG, {**queued, "removed_at": utcnow()})
+    return removed
 
 
 def names(session: Session, follower_id: int) -> set[str]:

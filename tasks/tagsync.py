@@ -3,8 +3,14 @@
 WeChat's limits shape it: at most 100 tags per account (only tags matching `include` are mirrored, and creation
 stops at 45056), names of at most 30 characters (longer ones are skipped), 50 openids per batchtagging call, at most
 20 tags per follower (45059: such a follower is skipped, logged, and not retried). Tagging is idempotent, so a run
-cut short by a transport error or a busy answer is simply redone by the next run. Removals are not mirrored yet:
-the client has no batchuntagging call (docs/playbook.md, "WeChat tags").
+cut short by a transport error or a busy answer is simply redone by the next run.
+
+Removals are mirrored too: `scrm.tags.remove` queues a `TagRemoval` row when the removed tag had been synced for the
+follower, and each run first untags those followers (batchuntagging, 50 openids a call, grouped by the WeChat tag id
+recorded at removal) and deletes the rows it handled, so a removal is untagged once and a re-run does nothing more.
+Untagging comes before tagging: a tag removed and added again before the run ends up tagged. A WeChat tag deleted in
+the console (45159) has no members left, so its removals are done; a follower WeChat refuses is logged, not retried
+(docs/playbook.md, "WeChat tags").
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, select, update
 
 from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from scrm.scenes import compile_pattern
+from scrm.tags import TagRemoval
 from wechat.api import OAClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError
 from welead.app import services
@@ -35,11 +42,18 @@ TOO_MANY_TAGS, NAME_TOO_LONG, TOO_MANY_FOR_USER, NO_SUCH_TAG = 45056, 45158, 450
 class Report:
     created: int = 0
     tagged: int = 0
+    untagged: int = 0
     skipped: int = 0
     stopped: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return {"created": self.created, "tagged": self.tagged, "skipped": self.skipped, "stopped": self.stopped}
+        return {
+            "created": self.created,
+            "tagged": self.tagged,
+            "untagged": self.untagged,
+            "skipped": self.skipped,
+            "stopped": self.stopped,
+        }
 
 
 class Stop(Exception):
@@ -47,7 +61,7 @@ class Stop(Exception):
 
 
 def sync(limit: int = 5000) -> dict[str, object]:
-    """Create missing WeChat tags, then tag up to `limit` unsynced (follower, tag) pairs."""
+    """Untag removed (follower, tag) pairs, create missing WeChat tags, tag unsynced pairs (each up to `limit`)."""
     svc = services()
     with svc.db.sessions() as session:
         book = store.active_book(session)
@@ -56,6 +70,7 @@ def sync(limit: int = 5000) -> dict[str, object]:
     include = [compile_pattern(p) for p in book.wechat_tags.include]
     report, client = Report(), OAClient(svc.settings, svc.redis_slow)  # a client per run: settings may change
     try:
+        _untag_removed(svc.db, client, limit, report)
         _create_tags(svc.db, client, lambda name: any(p.match(name) is not None for p in include), report)
         _tag_members(svc.db, client, limit, report)
     except Stop as exc:
@@ -164,3 +179,45 @@ def _mark(db: Database, tag_id: int, follower_ids: list[int]) -> None:
 def _forget(db: Database, tag_id: int) -> None:
     with db.transaction() as session:
         session.execute(update(Tag).where(Tag.id == tag_id).values(wechat_tag_id=None))
+
+
+def _removals(db: Database, limit: int) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+    """(WeChat tag id, [(removal id, openid)...]) in batches of at most 50, oldest removals first."""
+    query = (
+        select(TagRemoval.id, TagRemoval.wechat_tag_id, Follower.openid)
+        .join(Follower, Follower.id == TagRemoval.follower_id)
+        .order_by(TagRemoval.wechat_tag_id, TagRemoval.id)
+        .limit(limit)
+    )
+    with db.sessions() as session:
+        rows = session.execute(query).all()
+    for wechat_id, group in groupby(rows, key=lambda r: r.wechat_tag_id):
+        members = [(r.id, r.openid) for r in group]
+        for start in range(0, len(members), BATCH):
+            yield wechat_id, members[start : start + BATCH]
+
+
+def _untag_removed(db: Database, client: OAClient, limit: int, report: Report) -> None:
+    for wechat_id, members in _removals(db, limit):
+        try:
+            _call(client.untag_users, wechat_id, [openid for _, openid in members])
+        except WeChatAPIError as exc:
+            if exc.errcode != NO_SUCH_TAG:  # 45159: deleted in WeChat's console, nobody has it any more
+                _untag_one_by_one(client, wechat_id, members, report)
+        _drop(db, [rid for rid, _ in members])
+        report.untagged += len(members)
+
+
+def _untag_one_by_one(client: OAClient, wechat_id: int, members: list[tuple[int, str]], report: Report) -> None:
+    """A batch refused as a whole: untag each follower alone; a follower WeChat refuses is logged and not retried."""
+    for _, openid in members:
+        try:
+            _call(client.untag_users, wechat_id, [openid])
+        except WeChatAPIError as exc:
+            log.warning("follower %s not untagged %s in WeChat: %s", openid, wechat_id, exc)
+            report.skipped += 1
+
+
+def _drop(db: Database, removal_ids: list[int]) -> None:
+    with db.transaction() as session:
+        session.execute(delete(TagRemoval).where(TagRemoval.id.in_(removal_ids)))

@@ -311,3 +311,17 @@ def test_state_is_shared_through_redis(app, ctl, client, s):
     assert ctl.state()["unsubscribed"] == ["oShared"]
     info = client.get(OA + "user/info", query_string={"openid": "oShared", "access_token": token}).json
     assert info["subscribe"] == 0
+
+
+def test_batchuntagging(oa):
+    tag = oa("tags/create", {"tag": {"name": "vip"}})["tag"]
+    assert oa("tags/members/batchtagging", {"tagid": tag["id"], "openid_list": ["o1", "o2"]})["errcode"] == 0
+    assert oa("tags/members/batchuntagging", {"tagid": tag["id"], "openid_list": ["o1", "o3"]})["errcode"] == 0
+    assert oa("tags/get")["tags"] == [{"id": tag["id"], "name": "vip", "count": 1}]
+    assert oa("user/info", openid="o1")["tagid_list"] == []
+    assert oa("user/info", openid="o2")["tagid_list"] == [tag["id"]]
+    many = [f"o{i}" for i in range(51)]
+    assert oa("tags/members/batchuntagging", {"tagid": tag["id"], "openid_list": many})["errcode"] == 40032
+    missing = oa("tags/members/batchuntagging", {"tagid": 9999, "openid_list": ["o2"]})
+    assert missing["errcode"] == 45159
+    assert oa("user/info", openid="o2")["tagid_list"] == [tag["id"]]

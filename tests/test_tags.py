@@ -75,14 +75,14 @@ def test_sync_mirrors_included_tags_in_batches_of_50(app, live, ctl, client):
     followers(app, 54, ["interest:pricing", "long:" + "x" * 40])
     with app.app_context():
         report = sync()
-    assert report == {"created": 2, "tagged": 56, "skipped": 1, "stopped": ""}
+    assert report == {"created": 2, "tagged": 56, "untagged": 0, "skipped": 1, "stopped": ""}
     state = {t["name"]: t["count"] for t in ctl.state()["tags"]}
     assert state == {"interest:pricing": 55, "vip": 1}  # internal-only: not included; long: over 30 characters
     calls = ctl.sent(BATCHTAGGING, ok_only=True)
     assert sorted(len(c["body"]["openid_list"]) for c in calls) == [1, 5, 50]
     with app.app_context():
         again = sync()
-    assert again == {"created": 0, "tagged": 0, "skipped": 1, "stopped": ""}
+    assert again == {"created": 0, "tagged": 0, "untagged": 0, "skipped": 1, "stopped": ""}
     assert len(ctl.sent(BATCHTAGGING)) == 3
     assert unsynced(app) == 55  # internal-only and long:... stay local
 
@@ -118,6 +118,79 @@ def test_follower_over_wechats_20_tag_limit_is_skipped_not_retried(app, live, ct
     assert unsynced(app) == 0
     with app.app_context():
         assert sync()["tagged"] == 0
+
+
+BATCHUNTAGGING = "oa/tags/members/batchuntagging"
+
+
+def untag(app, openids: list[str], name: str) -> None:
+    with app.extensions["welead"].db.transaction() as session:
+        for openid in openids:
+            fid = session.scalars(select(Follower.id).where(Follower.openid == openid)).one()
+            assert tags.remove(session, fid, name) is not None
+
+
+def queued_removals(app) -> int:
+    with app.extensions["welead"].db.sessions() as session:
+        return len(session.scalars(select(tags.TagRemoval.id)).all())
+
+
+def test_sync_mirrors_removals_once_in_batches_of_50(app, live, ctl):
+    load(app, SYNCED)
+    followers(app, 53, ["interest:pricing", "vip"])
+    followers(app, 1, ["internal-only"], prefix="oLocal")  # never mirrored: its removal stays local
+    with app.app_context():
+        assert sync()["tagged"] == 106
+    untag(app, [f"oT{i:03d}" for i in range(53)], "interest:pricing")
+    untag(app, ["oT000"], "vip")
+    untag(app, ["oLocal000"], "internal-only")
+    assert queued_removals(app) == 54
+    with app.app_context():
+        report = sync()
+    assert report == {"created": 0, "tagged": 0, "untagged": 54, "skipped": 0, "stopped": ""}
+    calls = ctl.sent(BATCHUNTAGGING, ok_only=True)
+    assert sorted(len(c["body"]["openid_list"]) for c in calls) == [1, 3, 50]
+    state = {t["name"]: t["count"] for t in ctl.state()["tags"]}
+    assert state == {"interest:pricing": 0, "vip": 52}
+    assert ctl.redis.smembers("sandbox:oa:user_tags:oT000") == set()
+    assert queued_removals(app) == 0
+    with app.app_context():
+        again = sync()
+    assert again == {"created": 0, "tagged": 0, "untagged": 0, "skipped": 0, "stopped": ""}
+    assert len(ctl.sent(BATCHUNTAGGING)) == 3
+
+
+def test_removal_before_its_sync_and_re_adding_are_mirrored(app, live, ctl):
+    load(app, SYNCED)
+    followers(app, 2, ["vip"])
+    with app.app_context():
+        sync()
+    untag(app, ["oT000", "oT001"], "vip")
+    with app.extensions["welead"].db.transaction() as session:  # oT001 gets it back before the next run
+        fid = session.scalars(select(Follower.id).where(Follower.openid == "oT001")).one()
+        assert tags.add(session, fid, "vip") is True
+    with app.app_context():
+        report = sync()
+    assert report["untagged"] == 2 and report["tagged"] == 1
+    assert {t["name"]: t["count"] for t in ctl.state()["tags"]} == {"vip": 1}
+    assert ctl.redis.smembers("sandbox:oa:tag_members:" + str(ctl.state()["tags"][0]["id"])) == {b"oT001"}
+
+
+def test_busy_wechat_keeps_removals_for_the_next_run(app, live, ctl):
+    load(app, SYNCED)
+    followers(app, 2, ["vip"])
+    with app.app_context():
+        sync()
+    untag(app, ["oT000", "oT001"], "vip")
+    ctl.fail_next(BATCHUNTAGGING, count=1, errcode=-1)
+    with app.app_context():
+        first = sync()
+    assert first["untagged"] == 0 and "-1" in first["stopped"]
+    assert queued_removals(app) == 2
+    with app.app_context():
+        assert sync()["untagged"] == 2
+    assert queued_removals(app) == 0
+    assert {t["name"]: t["count"] for t in ctl.state()["tags"]} == {"vip": 0}
 
 
 def test_menu_push_to_the_sandbox(app, live, ctl, runner):

@@ -312,6 +312,17 @@ class OAClient:
             calls += 1
         return calls
 
+    def untag_users(self, tag_id: int, openids: Iterable[str]) -> int:
+        """Untag followers, 50 per call (WeChat's limit). Untagging is idempotent: on error, retry the whole list.
+
+        Returns the number of API calls made.
+        """
+        calls = 0
+        for batch in chunks(list(openids), TAG_BATCH):
+            self.raw.post("tags/members/batchuntagging", data={"tagid": int(tag_id), "openid_list": batch})
+            calls += 1
+        return calls
+
     def send_template(
         self,
         openid: str,

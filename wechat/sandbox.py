@@ -504,6 +504,21 @@ def oa_batchtagging(ctl: SandboxControl, call: Call) -> dict:
     return ok()
 
 
+def oa_batchuntagging(ctl: SandboxControl, call: Call) -> dict:
+    tag_id = call.need("tagid")
+    openids = call.need("openid_list")
+    if not isinstance(openids, list) or len(openids) > TAG_BATCH:
+        raise ApiError(40032, "invalid openid list size, at most 50")
+    if int(tag_id) not in _tag_names(ctl):
+        raise ApiError(45159, "invalid tag id")
+    with ctl.redis.pipeline() as pipe:
+        for openid in openids:
+            pipe.srem(K.user_tags + openid, int(tag_id))
+            pipe.srem(K.tag_members + str(tag_id), openid)
+        pipe.execute()
+    return ok()
+
+
 def oa_template_send(ctl: SandboxControl, call: Call) -> dict:
     touser = str(call.need("touser"))
     template_id = str(call.need("template_id"))
@@ -713,6 +728,7 @@ OA_APIS: dict[str, tuple[str, Handler]] = {
     "tags/create": ("POST", oa_tags_create),
     "tags/get": ("GET", oa_tags_get),
     "tags/members/batchtagging": ("POST", oa_batchtagging),
+    "tags/members/batchuntagging": ("POST", oa_batchuntagging),
     "message/template/send": ("POST", oa_template_send),
     "message/custom/send": ("POST", oa_custom_send),
     "message/mass/send": ("POST", oa_mass_send),
