@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import suppress
 
+import redis
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -22,6 +24,8 @@ from wechat.replies import Article, Reply, render
 from welead.app import services
 
 log = logging.getLogger("welead.callback")
+REPLY_KEY = "welead:reply:"
+REPLY_TTL = 60  # WeChat's three tries span about 15 s
 bp = Blueprint("callbacks", __name__)
 
 
@@ -73,14 +77,35 @@ def _callback(ep: Endpoint) -> Response:
         log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
         return _text("database unavailable", 503)
     announce(svc.redis, visit.outbox_ids)
-    if not visit.answers or ep.channel != "oa":
+    if ep.channel != "oa":
         return _text("success")
-    answer = visit.answers[0]  # {"text": ...} or news {"articles": [{title, description, url, image}]}
-    articles = tuple(Article(**a) for a in answer.get("articles", ()))
-    xml = render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)
+    xml = _remembered(svc.redis, msg) if visit.duplicate else _reply(svc.redis, visit.answers, msg)
+    if xml is None:
+        return _text("success")
     if encrypted:
         xml = seal_reply(ep, xml, args.get("nonce") or secrets.token_hex(8))
     return Response(xml, mimetype="application/xml")
+
+
+def _reply(conn: redis.Redis, answers: list[dict], msg: Inbound) -> str | None:
+    """The passive reply XML, remembered briefly: WeChat retries when our answer came too late, and the retry
+    must get the same answer (the rules that chose it do not run again for a duplicate)."""
+    if not answers:
+        return None
+    answer = answers[0]  # {"text": ...} or news {"articles": [{title, description, url, image}]}
+    articles = tuple(Article(**a) for a in answer.get("articles", ()))
+    xml = render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)
+    with suppress(redis.RedisError, OSError):  # a lost entry only costs a retried callback its answer
+        conn.set(REPLY_KEY + msg.dedup_key, xml, ex=REPLY_TTL)
+    return xml
+
+
+def _remembered(conn: redis.Redis, msg: Inbound) -> str | None:
+    try:
+        cached = conn.get(REPLY_KEY + msg.dedup_key)
+    except (redis.RedisError, OSError):
+        return None
+    return cached.decode() if cached else None
 
 
 def _effect(msg: Inbound):

@@ -233,3 +233,20 @@ def test_delivery_reports_are_not_follower_activity(app, client, auth_headers):
     post(client, "template-status", openid="o-act", msg_id=77, create_time=1_700_009_999)
     body = client.get("/api/v1/followers/o-act", headers=auth_headers).json
     assert body["last_active_at"] == "2023-11-14T22:13:20Z"
+
+
+def test_retried_message_gets_the_same_passive_reply(app, client):
+    from wechat.simulate import build_callback as build
+
+    settings = app.extensions["welead"].settings
+    with app.extensions["welead"].db.transaction() as s:
+        from scrm.playbook import store
+
+        store.load(
+            s, "name: t\nrules:\n  - name: hi\n    when: {text: {keywords: [hello]}}\n    do:\n      - reply: Hi!\n"
+        )
+    query, body = build("text", settings, openid="o-again", content="hello", msg_id=555)
+    first = client.post("/wechat/callback", query_string=query, data=body)
+    again = client.post("/wechat/callback", query_string=query, data=body)
+    assert b"Hi!" in first.data and first.data == again.data
+    assert interactions(app) == 1
