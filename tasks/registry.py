@@ -31,6 +31,7 @@ class GiveUp(Exception):
 
 def load_all() -> None:
     """Import every module that registers tasks (the worker calls this once at start)."""
+    import tasks.journey
     import tasks.notify
     import tasks.profile
     import tasks.send  # noqa: F401
