@@ -306,20 +306,19 @@ class OAClient:
 
         Returns the number of API calls made.
         """
-        calls = 0
-        for batch in chunks(list(openids), TAG_BATCH):
-            self.raw.post("tags/members/batchtagging", data={"tagid": int(tag_id), "openid_list": batch})
-            calls += 1
-        return calls
+        return self._tag_members("batchtagging", tag_id, openids)
 
     def untag_users(self, tag_id: int, openids: Iterable[str]) -> int:
         """Untag followers, 50 per call (WeChat's limit). Untagging is idempotent: on error, retry the whole list.
 
         Returns the number of API calls made.
         """
+        return self._tag_members("batchuntagging", tag_id, openids)
+
+    def _tag_members(self, action: str, tag_id: int, openids: Iterable[str]) -> int:
         calls = 0
         for batch in chunks(list(openids), TAG_BATCH):
-            self.raw.post("tags/members/batchuntagging", data={"tagid": int(tag_id), "openid_list": batch})
+            self.raw.post(f"tags/members/{action}", data={"tagid": int(tag_id), "openid_list": batch})
             calls += 1
         return calls
 

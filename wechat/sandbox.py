@@ -485,13 +485,19 @@ def oa_tags_get(ctl: SandboxControl, call: Call) -> dict:
     return {"tags": [{"id": i, "name": n, "count": ctl.redis.scard(K.tag_members + str(i))} for i, n in tags.items()]}
 
 
-def oa_batchtagging(ctl: SandboxControl, call: Call) -> dict:
+def _tag_batch(ctl: SandboxControl, call: Call) -> tuple[int, list[str]]:
+    """The checks batchtagging and batchuntagging share: list size (40032), known tag (45159)."""
     tag_id = call.need("tagid")
     openids = call.need("openid_list")
     if not isinstance(openids, list) or len(openids) > TAG_BATCH:
         raise ApiError(40032, "invalid openid list size, at most 50")
     if int(tag_id) not in _tag_names(ctl):
         raise ApiError(45159, "invalid tag id")
+    return int(tag_id), openids
+
+
+def oa_batchtagging(ctl: SandboxControl, call: Call) -> dict:
+    tag_id, openids = _tag_batch(ctl, call)
     for openid in openids:
         tags = ctl.redis.smembers(K.user_tags + openid)
         if len(tags) >= MAX_TAGS_PER_USER and str(tag_id).encode() not in tags:
@@ -505,12 +511,7 @@ def oa_batchtagging(ctl: SandboxControl, call: Call) -> dict:
 
 
 def oa_batchuntagging(ctl: SandboxControl, call: Call) -> dict:
-    tag_id = call.need("tagid")
-    openids = call.need("openid_list")
-    if not isinstance(openids, list) or len(openids) > TAG_BATCH:
-        raise ApiError(40032, "invalid openid list size, at most 50")
-    if int(tag_id) not in _tag_names(ctl):
-        raise ApiError(45159, "invalid tag id")
+    tag_id, openids = _tag_batch(ctl, call)
     with ctl.redis.pipeline() as pipe:
         for openid in openids:
             pipe.srem(K.user_tags + openid, int(tag_id))
