@@ -39,18 +39,17 @@ def add(
     return session.scalar(stmt.returning(Outbox.id))
 
 
-def due(session: Session, *, stale_after: timedelta, limit: int = 500) -> list[int]:
-    """Rows never pushed, or pushed long ago and still not done (their job may have died with Redis)."""
+def due(session: Session, limit: int = 500) -> list[tuple[int, datetime]]:
+    """(id, created_at) of rows not done and runnable now; which of them lost their job is for Redis to say."""
     now = utcnow()
-    rows = session.scalars(
-        select(Outbox.id)
+    rows = session.execute(
+        select(Outbox.id, Outbox.created_at)
         .where(Outbox.done_at.is_(None))
         .where(or_(Outbox.run_after.is_(None), Outbox.run_after <= now))
-        .where(or_(Outbox.pushed_at.is_(None), Outbox.pushed_at < now - stale_after))
         .order_by(Outbox.id)
         .limit(limit)
     )
-    return list(rows)
+    return [(oid, created) for oid, created in rows]
 
 
 def mark_pushed(session: Session, ids: list[int]) -> None:

@@ -67,12 +67,10 @@ def sweep(stale_seconds: float = 1.0) -> int:
     are atomic), it only wastes a job.
     """
     svc = services()
-    with svc.db.transaction() as session:
-        candidates = outbox.due(session, stale_after=timedelta(seconds=0))
+    with svc.db.sessions() as session:
+        candidates = outbox.due(session)
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
-    with svc.db.transaction() as session:
-        rows = {r.id: r for r in session.query(Outbox).filter(Outbox.id.in_(candidates))} if candidates else {}
-    lost = [oid for oid, row in rows.items() if _lost(svc.redis_slow, oid, row.created_at < cutoff)]
+    lost = [oid for oid, created in candidates if _lost(svc.redis_slow, oid, created < cutoff)]
     if lost and push(svc.redis_slow, lost):
         with svc.db.transaction() as session:
             outbox.mark_pushed(session, lost)
