@@ -33,10 +33,10 @@ def tag_names(session: Session, follower_ids: list[int]) -> dict[int, list[str]]
 
 
 def scores(session: Session, follower_ids: list[int]) -> dict[int, dict[str, float]]:
-    """Decayed score per model; the scoring module registers itself here when present."""
-    from scrm import scoring_hook
+    """Decayed score per model (imported here: scrm.scoring itself imports this module)."""
+    from scrm.scoring import totals
 
-    return scoring_hook.totals(session, follower_ids)
+    return totals(session, follower_ids)
 
 
 def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any]]:
