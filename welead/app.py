@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from typing import Any
 
 import redis
 from apiflask import APIFlask
@@ -48,10 +47,8 @@ def services() -> Services:
     return current_app.extensions["welead"]
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> APIFlask:
+def create_app(settings: Settings | None = None) -> APIFlask:
     settings = settings or Settings.from_env()
-    if overrides:
-        settings = settings.replace(**overrides)
     app = APIFlask(
         "welead",
         title="WeLead admin API",

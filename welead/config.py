@@ -6,9 +6,11 @@ Nothing is read at import time: `Settings.from_env()` is called by the app facto
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -111,10 +113,8 @@ class Settings:
             http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),
         )
 
-    def replace(self, **changes) -> Settings:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return Settings(**values)
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
 
     @property
     def sandbox(self) -> bool:
