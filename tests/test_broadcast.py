@@ -196,44 +196,20 @@ def test_custom_channel_skips_outside_the_window(app, client, live, auth_headers
     assert s["counts"] == {"sent": 1, "skipped": 1} and s["reasons"] == {"skipped": {"outside_window": 1}}
 
 
+CLI_SEND = ["broadcast", "send", "--segment", json.dumps(VIP), "--template", "event_checkin",
+            "--data", '{"event_name": "Expo"}', "--key", "cli-1", "--no-wait"]  # fmt: skip
+
+
 def test_cli_send_and_control(app, runner, live):
     add_followers(app, 12, tags=("vip",))
-    out = runner.invoke(
-        args=[
-            "broadcast",
-            "send",
-            "--segment",
-            json.dumps(VIP),
-            "--template",
-            "event_checkin",
-            "--data",
-            '{"event_name": "Expo"}',
-            "--key",
-            "cli-1",
-            "--no-wait",
-        ]
-    )
+    out = runner.invoke(args=CLI_SEND)
     assert out.exit_code == 0, out.output
     assert "broadcast 1 created" in out.output and "enqueued 12 deliveries" in out.output
     assert runner.invoke(args=["broadcast", "pause", "1"]).output.startswith("broadcast 1: paused")
     assert runner.invoke(args=["broadcast", "pause", "1"]).exit_code == 0  # already paused: says so, no error
     assert runner.invoke(args=["broadcast", "resume", "1"]).exit_code == 0
     drain(app)
-    again = runner.invoke(
-        args=[
-            "broadcast",
-            "send",
-            "--segment",
-            json.dumps(VIP),
-            "--template",
-            "event_checkin",
-            "--data",
-            '{"event_name": "Expo"}',
-            "--key",
-            "cli-1",
-            "--no-wait",
-        ]
-    )
+    again = runner.invoke(args=CLI_SEND)
     assert "exists (same key)" in again.output and "enqueued 0 deliveries" in again.output
     shown = json.loads(runner.invoke(args=["broadcast", "status", "1", "--json"]).output)
     assert shown["state"] == "done" and shown["counts"] == {"sent": 12}
