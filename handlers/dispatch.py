@@ -55,6 +55,7 @@ def subscribe(visit: Visit, msg: Inbound) -> None:
 
 
 @on(OA, "unsubscribe")
+@on(WECOM_CONTACT, "del_external_contact", "del_follow_user")  # the contact is no longer reachable either way
 def unsubscribe(visit: Visit, msg: Inbound) -> None:
     visit.unsubscribe()
 
@@ -73,8 +74,3 @@ def send_job_finished(visit: Visit, msg: Inbound) -> None:
 def contact_added(visit: Visit, msg: Inbound) -> None:
     state = msg.fields.get("State")
     visit.contact_added(str(msg.fields.get("UserID") or ""), state if isinstance(state, str) and state else None)
-
-
-@on(WECOM_CONTACT, "del_external_contact", "del_follow_user")
-def contact_removed(visit: Visit, msg: Inbound) -> None:
-    visit.contact_removed()

@@ -134,11 +134,6 @@ class Visit:
             f.owner_id = rep_id(self.session, rep_userid)
             self.note("owner_assigned", {"rep": f.owner_id, "via": "wecom_contact"})
 
-    def contact_removed(self) -> None:
-        f = self._require()
-        f.subscribed = False
-        f.unsubscribed_at = self.event.at
-
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """A timeline entry caused by this interaction."""
         f = self._require()
