@@ -9,6 +9,7 @@ lost on the way (Redis down, a process killed) is found again by the sweeper, fr
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from rq import Queue
@@ -28,28 +29,31 @@ def queue(connection: redis.Redis, name: str = QUEUE) -> Queue:
     return Queue(name, connection=connection)
 
 
-def push(connection: redis.Redis, outbox_ids: list[int]) -> bool:
-    """Enqueue `tasks.outbox.run` for each row; False (and a log line) when Redis is unreachable."""
-    if not outbox_ids:
+def enqueue_all(connection: redis.Redis, calls: list[dict[str, Any]], what: str) -> bool:
+    """Enqueue jobs (each a dict of `Queue.enqueue_call` arguments) in one round trip; False, with a log line
+    naming `what` picks them up later, when Redis is unreachable."""
+    if not calls:
         return True
     q = queue(connection)
     try:
         with connection.pipeline() as pipe:
-            for oid in outbox_ids:
-                q.enqueue_call(
-                    "tasks.outbox.run",
-                    args=(oid,),
-                    job_id=job_id(oid),
-                    result_ttl=300,
-                    failure_ttl=7 * 86400,
-                    timeout=120,
-                    pipeline=pipe,
-                )
+            for call in calls:
+                q.enqueue_call(**call, pipeline=pipe)
             pipe.execute()
     except (redis.RedisError, OSError) as exc:
-        log.warning("outbox push deferred to the sweeper (%d rows): %s", len(outbox_ids), exc)
+        log.warning("%d jobs deferred to %s: %s", len(calls), what, exc)
         return False
     return True
+
+
+def push(connection: redis.Redis, outbox_ids: list[int]) -> bool:
+    """Enqueue `tasks.outbox.run` for each row; False when Redis is unreachable (the sweeper pushes them later)."""
+    calls = [
+        {"func": "tasks.outbox.run", "args": (oid,), "job_id": job_id(oid), "result_ttl": 300,
+         "failure_ttl": 7 * 86400, "timeout": 120}
+        for oid in outbox_ids
+    ]  # fmt: skip
+    return enqueue_all(connection, calls, "the outbox sweeper")
 
 
 def announce(connection: redis.Redis, outbox_ids: list[int]) -> bool:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from rq import Queue
 from rq.job import Job
 from sqlalchemy import select
 
@@ -28,7 +27,7 @@ from scrm import broadcasts, deliveries, guards
 from scrm.deliveries import Outgoing, Result
 from scrm.delivery_models import BLOCKED, DELIVERED, ERROR, FAILED, QUEUED, SENT, SKIPPED, UNKNOWN, Delivery
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, library
-from tasks.queue import QUEUE
+from tasks.queue import enqueue_all
 from tasks.ratelimit import Breaker, DailyQuota, Heartbeat, TokenBucket, day_key
 from tasks.registry import GiveUp, task
 from tasks.wechat import oa_client
@@ -77,25 +76,13 @@ def push_jobs(conn: redis.Redis, groups: dict[str, list[int]], at_front: bool = 
     """Enqueue one `run_batch` job per group; False when Redis is down (the pump pushes them later)."""
     if not groups:
         return True
-    q, r = Queue(QUEUE, connection=conn), rules()
-    try:
-        with conn.pipeline() as pipe:
-            for job_id, ids in groups.items():
-                q.enqueue_call(
-                    "tasks.send.run_batch",
-                    args=(job_id, ids),
-                    job_id=job_id,
-                    timeout=_timeout(len(ids), r),
-                    result_ttl=600,
-                    failure_ttl=86400,
-                    at_front=at_front,
-                    pipeline=pipe,
-                )
-            pipe.execute()
-    except (redis.RedisError, OSError) as exc:
-        log.warning("send jobs deferred to the pump (%d jobs): %s", len(groups), exc)
-        return False
-    return True
+    r = rules()
+    calls = [
+        {"func": "tasks.send.run_batch", "args": (job_id, ids), "job_id": job_id, "timeout": _timeout(len(ids), r),
+         "result_ttl": 600, "failure_ttl": 86400, "at_front": at_front}
+        for job_id, ids in groups.items()
+    ]  # fmt: skip
+    return enqueue_all(conn, calls, "the send pump")
 
 
 def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT) -> int:
