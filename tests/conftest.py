@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
+from tests.helpers import serve
 from welead.app import create_app
 from welead.config import Settings
 from welead.embedded import EmbeddedRedis
@@ -118,19 +117,23 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
+@pytest.fixture(scope="module")
+def killable_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of the module's own, for tests that kill and restart it (use it to override `redis_url`)."""
+    server = EmbeddedRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def live(app) -> Iterator[str]:
     """The app served over real HTTP on a random port, with the sandbox as its WeChat API (for jobs)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    svc = app.extensions["welead"]
-    svc.settings = svc.settings.replace(
-        public_url=base,
-        wechat_api_base=f"{base}/sandbox/oa/cgi-bin/",
-        wecom_api_base=f"{base}/sandbox/wecom/cgi-bin/",
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    thread.join(5)
+    with serve(app) as base:
+        svc = app.extensions["welead"]
+        svc.settings = svc.settings.replace(
+            public_url=base,
+            wechat_api_base=f"{base}/sandbox/oa/cgi-bin/",
+            wecom_api_base=f"{base}/sandbox/wecom/cgi-bin/",
+        )
+        yield base

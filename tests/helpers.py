@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from scrm.models import Interaction, Outbox
 from wechat.simulate import build_callback, callback_path
+from welead.embedded import EmbeddedRedis
 
 
 def post(client, kind: str, **options):
@@ -26,3 +33,24 @@ def interactions(app) -> int:
 
 def pending_outbox(app) -> int:
     return count(app, Outbox, Outbox.done_at.is_(None))
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """`app` over real HTTP on a random loopback port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def running_url(server: EmbeddedRedis) -> str:
+    """The URL of a Redis a test may have killed: started again if it is down, emptied either way."""
+    if server.proc is None or server.proc.poll() is not None:
+        server.start()
+    redis.Redis.from_url(server.url).flushdb()
+    return server.url

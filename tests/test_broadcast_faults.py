@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from werkzeug.serving import make_server
 
 from scrm.delivery_models import Delivery
 from tasks.send import pump
 from tests.conftest import ENV_VARS
+from tests.helpers import running_url, serve
 from tests.messaging_kit import FAST, add_followers, drain, pending, rows, with_messaging
 from wechat.sandbox import K, SandboxControl
 from welead.app import create_app
@@ -40,35 +39,20 @@ ENV = {
 SEND = "oa/message/template/send"
 
 
-@pytest.fixture(scope="module")
-def app_redis() -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def redis_url(app_redis: EmbeddedRedis) -> str:
+def redis_url(killable_redis: EmbeddedRedis) -> str:
     """WeLead's Redis in this module: one the tests may kill and restart."""
-    if app_redis.proc is None or app_redis.proc.poll() is not None:
-        app_redis.start()
-    redis.Redis.from_url(app_redis.url).flushdb()
-    return app_redis.url
+    return running_url(killable_redis)
 
 
 @pytest.fixture
 def wechat(settings, redis_server) -> Iterator[tuple[str, SandboxControl]]:
     """The sandbox served over HTTP by its own app, on the session Redis."""
     side = create_app(settings.replace(redis_url=redis_server.url))
-    server = make_server("127.0.0.1", 0, side, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     control = SandboxControl(redis.Redis.from_url(redis_server.url))
     control.reset()
-    yield f"http://127.0.0.1:{server.server_port}", control
-    server.shutdown()
-    thread.join(5)
+    with serve(side) as base:
+        yield base, control
 
 
 @pytest.fixture
@@ -207,15 +191,15 @@ def test_worker_killed_mid_broadcast(app, client, auth_headers, wired, workers):
     assert all(len(set(ids)) == 1 for ids in by_openid.values())  # ...got its first msgid back: one message
 
 
-def test_redis_restarted_mid_broadcast(app, client, auth_headers, wired, workers, app_redis):
+def test_redis_restarted_mid_broadcast(app, client, auth_headers, wired, workers, killable_redis):
     openids = add_followers(app, 200, tags=("vip",))
     workers.start()
     workers.start()
     broadcast(client, auth_headers, "redis-test")
     wait_for(lambda: sent_count(wired) >= 60, app)
-    app_redis.kill()  # RQ's queue, the jobs, heartbeats, the token bucket: all gone
+    killable_redis.kill()  # RQ's queue, the jobs, heartbeats, the token bucket: all gone
     time.sleep(1.0)
-    app_redis.start()
+    killable_redis.start()
     wait_for(lambda: pending(app) == 0, app, timeout=90)
     assert states(app) == {"sent": 200}
     once_each(wired, openids)

@@ -8,27 +8,14 @@ from sqlalchemy import select
 from scrm.models import Follower, Outbox
 from tasks.outbox import sweep
 from tasks.worker import run_worker
-from tests.helpers import interactions, pending_outbox, post
+from tests.helpers import interactions, pending_outbox, post, running_url
 from wechat.sandbox import unionid_for
-from welead.embedded import EmbeddedRedis
-
-
-@pytest.fixture(scope="module")
-def own_redis():
-    server = EmbeddedRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
-def redis_url(own_redis):
+def redis_url(killable_redis):
     """This module's app talks to a Redis of its own, which the tests stop and restart."""
-    if own_redis.proc.poll() is not None:
-        own_redis.start()
-    own_redis_client = __import__("redis").Redis.from_url(own_redis.url)
-    own_redis_client.flushdb()
-    return own_redis.url
+    return running_url(killable_redis)
 
 
 def follower(app, openid):
@@ -45,8 +32,8 @@ def test_profile_job_fetches_from_sandbox(app, client, live):
     assert pending_outbox(app) == 0
 
 
-def test_redis_outage_loses_nothing(app, client, live, own_redis):
-    own_redis.kill()
+def test_redis_outage_loses_nothing(app, client, live, killable_redis):
+    killable_redis.kill()
     started = time.monotonic()
     r = post(client, "subscribe", openid="o-outage")
     assert r.status_code == 200 and r.data == b"success"
@@ -54,17 +41,17 @@ def test_redis_outage_loses_nothing(app, client, live, own_redis):
     assert interactions(app) == 1 and pending_outbox(app) == 1
     assert client.get("/healthz").status_code == 503
 
-    own_redis.start()  # back, and empty: nothing was ever queued
+    killable_redis.start()  # back, and empty: nothing was ever queued
     assert client.get("/healthz").json == {"status": "ok", "database": "ok", "redis": "ok"}
     run_worker(app, burst=True)  # a worker sweeps the outbox on start
     assert pending_outbox(app) == 0
     assert follower(app, "o-outage").unionid == unionid_for("o-outage")
 
 
-def test_sweeper_repushes_a_job_lost_with_redis(app, client, live, own_redis):
+def test_sweeper_repushes_a_job_lost_with_redis(app, client, live, killable_redis):
     post(client, "subscribe", openid="o-lost")  # pushed to Redis after commit...
-    own_redis.kill()
-    own_redis.start()  # ...and lost with it
+    killable_redis.kill()
+    killable_redis.start()  # ...and lost with it
     with app.app_context():
         assert sweep(stale_seconds=0) == 1
         assert sweep(stale_seconds=0) == 0  # in flight now: not pushed twice
