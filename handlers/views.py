@@ -1,13 +1,14 @@
-"""The callback endpoints: open the envelope, run the handler in one transaction, answer within the deadline.
+"""The callback endpoints: open the envelope, decide the passive reply, record the interaction, answer.
 
-No outbound HTTP here: follow-up work is in the outbox, announced to the dispatchers after commit (best effort,
-swept later).
+The request does one insert and no effects (the applier applies them), so it answers within WeChat's deadline
+whatever the playbook does. No outbound HTTP here.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from contextlib import suppress
 
 import redis
@@ -15,17 +16,16 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from handlers.dispatch import handler_for, has_follower, to_event
-from scrm.ingest import process
-from tasks.queue import announce
+from foundation.telemetry import CALLBACK_SECONDS, CALLBACKS
+from handlers.dispatch import to_event
+from scrm.accept import Accepted, accept
+from scrm.applier import wake
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
 from wechat.replies import Article, Reply, render
 from welead.app import services
 
 log = logging.getLogger("welead.callback")
-REPLY_KEY = "welead:reply:"
-REPLY_TTL = 60  # WeChat's three tries span about 15 s
 bp = Blueprint("callbacks", __name__)
 
 
@@ -46,40 +46,53 @@ def _endpoints() -> dict[str, Endpoint]:
 
 @bp.route("/wechat/callback", methods=["GET", "POST"])
 def oa_callback() -> Response:
-    return _callback(_endpoints()["oa"])
+    return _measured(_endpoints()["oa"])
 
 
 @bp.route("/wecom/callback", methods=["GET", "POST"])
 def wecom_callback() -> Response:
-    return _callback(_endpoints()["wecom"])
+    return _measured(_endpoints()["wecom"])
+
+
+def _measured(ep: Endpoint) -> Response:
+    start = time.perf_counter()
+    response, kind = _callback(ep)
+    CALLBACK_SECONDS.observe(time.perf_counter() - start)
+    CALLBACKS.labels(ep.channel, kind, str(response.status_code)).inc()
+    return response
 
 
 def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
-def _callback(ep: Endpoint) -> Response:
+def _callback(ep: Endpoint) -> tuple[Response, str]:
+    """The answer, and the kind to count it under (`verify` for GET, `rejected` before a kind is known)."""
     args = request.args.to_dict()
     try:
         if request.method == "GET":
-            return _text(verify_echo(ep, args))
+            return _text(verify_echo(ep, args)), "verify"
         msg, encrypted = open_callback(ep, args, request.get_data(cache=False))
     except Rejected as exc:
         log.warning("%s callback rejected (%d): %s", ep.channel, exc.status, exc.reason)
-        return _text(exc.reason if exc.status != 403 else "forbidden", exc.status)
+        return _text(exc.reason if exc.status != 403 else "forbidden", exc.status), "rejected"
     except RequestEntityTooLarge:
         log.warning("%s callback rejected (413): body over %d bytes", ep.channel, request.max_content_length)
-        return _text("body too large", 413)
+        return _text("body too large", 413), "rejected"
+    return _answer(ep, msg, encrypted, args), msg.kind
+
+
+def _answer(ep: Endpoint, msg: Inbound, encrypted: bool, args: dict[str, str]) -> Response:
     svc = services()
     try:
-        visit = process(svc.db, to_event(msg), _effect(msg), with_follower=has_follower(msg))
+        accepted = accept(svc.db, to_event(msg))
     except DBAPIError as exc:
         log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
         return _text("database unavailable", 503)
-    announce(svc.redis, visit.outbox_ids)
-    if ep.channel != "oa":
-        return _text("success")
-    xml = _remembered(svc.redis, msg) if visit.duplicate else _reply(svc.redis, visit.answers, msg)
+    if accepted.id is not None:
+        with suppress(redis.RedisError, OSError):  # the applier polls the database anyway
+            wake(svc.redis)
+    xml = _reply(accepted, msg) if ep.channel == "oa" else None
     if xml is None:
         return _text("success")
     if encrypted:
@@ -87,29 +100,10 @@ def _callback(ep: Endpoint) -> Response:
     return Response(xml, mimetype="application/xml")
 
 
-def _reply(conn: redis.Redis, answers: list[dict], msg: Inbound) -> str | None:
-    """The passive reply XML, remembered briefly: WeChat retries when our answer came too late, and the retry
-    must get the same answer (the rules that chose it do not run again for a duplicate)."""
-    if not answers:
+def _reply(accepted: Accepted, msg: Inbound) -> str | None:
+    """The passive reply XML: {"text": ...} or news {"articles": [{title, description, url, image}]}."""
+    answer = accepted.reply
+    if not answer:
         return None
-    answer = answers[0]  # {"text": ...} or news {"articles": [{title, description, url, image}]}
     articles = tuple(Article(**a) for a in answer.get("articles", ()))
-    xml = render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)
-    with suppress(redis.RedisError, OSError):  # a lost entry only costs a retried callback its answer
-        conn.set(REPLY_KEY + msg.dedup_key, xml, ex=REPLY_TTL)
-    return xml
-
-
-def _remembered(conn: redis.Redis, msg: Inbound) -> str | None:
-    try:
-        cached = conn.get(REPLY_KEY + msg.dedup_key)
-    except (redis.RedisError, OSError):
-        return None
-    return cached.decode() if cached else None
-
-
-def _effect(msg: Inbound):
-    handler = handler_for(msg)
-    if handler is None:
-        return None
-    return lambda visit: handler(visit, msg)
+    return render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)

@@ -1,22 +1,20 @@
-"""One inbound interaction, one transaction: follower upsert, the interaction row (deduplicated), state changes and
-outbox rows. Handlers drive it through `Visit`; nothing here knows about XML or HTTP.
+"""Applying one inbound interaction: the `Visit` the applier builds for it (the follower, the interaction already
+recorded by the request, the reply rules the request fired), and the state changes effects make through it.
+Nothing here knows about XML or HTTP.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scrm import outbox, playbook
-from scrm.models import Activity, Follower, Interaction, Rep
-from welead.db import Database, utcnow
+from scrm import outbox
+from scrm.models import Activity, Follower, Rep
+from welead.db import utcnow
 from welead.sql import insert_ignore
 
 
@@ -36,6 +34,11 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def has_follower(self) -> bool:
+        """WeCom app messages come from corp members, not followers: recorded, no follower row."""
+        return bool(self.openid) and (self.channel == "oa" or self.kind == "change_external_contact")
+
+    @property
     def at(self) -> datetime:
         if self.created <= 0:
             return utcnow()
@@ -45,60 +48,31 @@ class Event:
 # Callbacks about the follower that the follower did not make: they do not count as activity (segments' active_after).
 NOT_ACTIVITY = frozenset({"templatesendjobfinish", "masssendjobfinish", "unsubscribe"})
 
-_FOLLOWER = select(Follower).where(Follower.openid == bindparam("openid"))
-
-
-@cache
-def _new_follower(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (openid) DO NOTHING RETURNING the follower, as an ORM object."""
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(Follower)
-    return stmt.on_conflict_do_nothing(index_elements=["openid"]).returning(Follower)
-
 
 class Visit:
-    """The unit of work for one inbound event. `duplicate` is True when WeChat already delivered it: no effects."""
+    """The unit of work for one interaction inside an applier batch. `decided`: the reply rules the request fired."""
 
-    def __init__(self, session: Session, event: Event, *, with_follower: bool = True) -> None:
+    def __init__(
+        self,
+        session: Session,
+        event: Event,
+        follower: Follower | None,
+        interaction_id: int,
+        decided: frozenset[str] | None = None,
+    ) -> None:
         self.session = session
         self.event = event
-        self.follower: Follower | None = self._follower() if with_follower else None
-        self.interaction_id = self._record()
-        self.duplicate = self.interaction_id is None
+        self.follower = follower
+        self.interaction_id = interaction_id
+        self.decided = decided
         self.outbox_ids: list[int] = []
-        self.answers: list[dict[str, Any]] = []  # passive replies chosen by handlers/rules: {"text": ...}
+        self.answers: list[dict[str, Any]] = []  # replies the rules rendered again (the request already sent one)
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
-        if not self.duplicate and self.follower is not None and event.kind not in NOT_ACTIVITY:
-            self.follower.last_active_at = max(self.follower.last_active_at or event.at, event.at)
+        self.firing: str | None = None  # the rule being fired when an effect raised
+        if follower is not None and event.kind not in NOT_ACTIVITY:
+            follower.last_active_at = max(follower.last_active_at or event.at, event.at)
 
-    def _follower(self) -> Follower:
-        ev, session = self.event, self.session
-        follower = session.scalar(_FOLLOWER, {"openid": ev.openid})
-        if follower is None:  # new: insert and load in one statement; a concurrent insert wins, then read it
-            row = {"openid": ev.openid, "channel": ev.channel, "profile": {}}
-            follower = session.scalar(_new_follower(session.get_bind().dialect.name), row)
-            if follower is None:
-                follower = session.scalar(_FOLLOWER, {"openid": ev.openid})
-        assert follower is not None
-        return follower
-
-    def _record(self) -> int | None:
-        ev = self.event
-        row = {
-            "dedup_key": ev.dedup_key,
-            "channel": ev.channel,
-            "kind": ev.kind,
-            "follower_id": self.follower.id if self.follower else None,
-            "openid": ev.openid,
-            "event_key": ev.event_key,
-            "msg_id": ev.msg_id,
-            "content": ev.content,
-            "payload": ev.payload,
-            "at": ev.at,
-        }
-        stmt = insert_ignore(self.session, Interaction, ["dedup_key"], "id")
-        return self.session.connection().execute(stmt, row).scalar()
-
-    # --- effects used by handlers -------------------------------------------------------------------------------
+    # --- effects (scrm.effects) -------------------------------------------------------------------------------------
 
     def subscribe(self, scene: str | None) -> None:
         f = self._require()
@@ -162,17 +136,6 @@ class Visit:
         if self.follower is None:
             raise RuntimeError(f"{self.event.kind} needs a follower")
         return self.follower
-
-
-def process(db: Database, event: Event, effect: Callable[[Visit], None] | None, *, with_follower: bool = True) -> Visit:
-    """Record `event`, apply `effect`, then the playbook's rules, in one transaction; a duplicate applies nothing."""
-    with db.transaction() as session:
-        visit = Visit(session, event, with_follower=with_follower)
-        if not visit.duplicate and effect is not None:
-            effect(visit)
-        if not visit.duplicate:
-            playbook.run(visit)
-        return visit
 
 
 def rep_id(session: Session, userid: str) -> int:

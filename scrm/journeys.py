@@ -135,7 +135,7 @@ def _do(engine: Run, run: JourneyRun, index: int, spec: Step) -> None:
         return
     _note(engine.session, run, "journey_step", engine.now, step=index, actions=[a.verb for a in spec.do])
     templates = sum(1 for a in spec.do if a.verb == "send_template")
-    rule = CompiledRule(f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates)  # type: ignore[arg-type]
+    rule = CompiledRule(f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates, False)  # type: ignore[arg-type]
     values = {"openid": engine.follower.openid}
     with engine.session.no_autoflush:
         for i, action in enumerate(spec.do):

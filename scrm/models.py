@@ -14,13 +14,18 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from welead.db import Base, BigId, Json, utcnow
+
+UNAPPLIED = text("applied_at IS NULL")
+FAILED = text("apply_error IS NOT NULL")
 
 
 class Rep(Base):
@@ -54,7 +59,12 @@ class Follower(Base):
 
 
 class Interaction(Base):
-    """One inbound callback, exactly once: the chat and event archive."""
+    """One inbound callback, exactly once: the chat and event archive, and the applier's queue.
+
+    The request writes the row with the passive reply it decided (`decision`) and the playbook version that decided
+    it; the applier later sets `follower_id`, applies the effects with that same version and marks `applied_at`
+    (with `apply_error` when an effect raised). `shard` partitions followers between appliers.
+    """
 
     __tablename__ = "interactions"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -69,9 +79,17 @@ class Interaction(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scene: Mapped[str | None] = mapped_column(String(128))  # the QR scene / contact-way state, prefix stripped
+    decision: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    playbook_version: Mapped[int | None]
+    shard: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    applied_at: Mapped[datetime | None]
+    apply_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_interactions_follower_at", "follower_id", "at"),
+        Index("ix_interactions_unapplied", "id", sqlite_where=UNAPPLIED, postgresql_where=UNAPPLIED),
+        Index("ix_interactions_failed", "id", sqlite_where=FAILED, postgresql_where=FAILED),
         Index("ix_interactions_kind_at", "kind", "at"),
         Index("ix_interactions_msg_id", "msg_id"),
     )

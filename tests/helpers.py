@@ -10,16 +10,29 @@ import redis
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from scrm.applier import Report
 from scrm.models import Interaction, Outbox
+from tasks.applier import drain as drain_applier
 from wechat.simulate import build_callback, callback_path
 from welead.embedded import EmbeddedRedis
 
 
-def post(client, kind: str, **options):
-    """POST a correctly signed (and, when configured, encrypted) callback built by the simulator."""
+def post(client, kind: str, *, apply: bool = True, **options):
+    """POST a correctly signed (and, when configured, encrypted) callback built by the simulator, then wait for the
+    applier (run here, the same code as the applier process) to apply everything pending; `apply=False` only posts.
+    """
     settings = client.application.extensions["welead"].settings
     query, body = build_callback(kind, settings, **options)
-    return client.post(callback_path(kind), query_string=query, data=body)
+    response = client.post(callback_path(kind), query_string=query, data=body)
+    if apply:
+        drain(client.application)
+    return response
+
+
+def drain(app) -> Report:
+    """Apply every pending interaction, as the applier process would, and announce the outbox rows."""
+    with app.app_context():
+        return drain_applier(app.extensions["welead"])
 
 
 def count(app, model, *where) -> int:

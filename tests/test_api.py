@@ -90,7 +90,9 @@ def test_openapi_document_is_generated(client):
 
 
 def test_healthz(client):
-    assert client.get("/healthz").json == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert client.get("/healthz").json == {
+        "status": "ok", "database": "ok", "redis": "ok", "backlog": 0, "lag_seconds": 0.0, "failed": 0,
+    }  # fmt: skip
 
 
 def test_cli_token_issue(runner):

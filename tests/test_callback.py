@@ -5,7 +5,7 @@ import time
 import pytest
 
 from scrm.models import Follower, Interaction, Outbox, Rep
-from tests.helpers import count, interactions, pending_outbox, post
+from tests.helpers import count, drain, interactions, pending_outbox, post
 from wechat.envelope import signature
 from wechat.simulate import build_callback
 
@@ -75,6 +75,7 @@ def test_three_deliveries_are_one_interaction_and_one_job(app, client):
     for _ in range(3):
         r = client.post("/wechat/callback", query_string=query, data=body)
         assert r.status_code == 200 and r.data == b"success"
+        drain(app)
     assert interactions(app) == 1
     assert count(app, Outbox) == 1
 
@@ -96,6 +97,7 @@ def test_unknown_kind_is_recorded_and_answered(app, client, auth_headers):
     q = {"signature": signature(settings.wechat_token, ts, nonce), "timestamp": ts, "nonce": nonce}
     r = client.post("/wechat/callback", query_string=q, data=xml)
     assert r.status_code == 200 and r.data == b"success"
+    drain(app)
     assert [e["kind"] for e in timeline(client, auth_headers, "o-new")] == ["brand_new_thing"]
 
 
@@ -126,6 +128,7 @@ def test_safe_mode_roundtrip(app, client, auth_headers):
     query, body = build_callback("subscribe", svc.settings, openid="o-safe")
     assert query["encrypt_type"] == "aes" and b"<Encrypt>" in body and b"o-safe" not in body
     assert client.post("/wechat/callback", query_string=query, data=body).data == b"success"
+    drain(app)
     assert client.get("/api/v1/followers/o-safe", headers=auth_headers).json["subscribed"] is True
 
 
@@ -215,7 +218,7 @@ def test_database_down_is_503_and_nothing_written(app, client, tmp_path):
     healthy = svc.db
     svc.db = Database(f"sqlite:///{tmp_path}/missing-dir/db.sqlite")
     try:
-        r = post(client, "subscribe", openid="o-nodb")
+        r = post(client, "subscribe", openid="o-nodb", apply=False)
         assert r.status_code == 503 and b"Traceback" not in r.data
     finally:
         svc.db.dispose()

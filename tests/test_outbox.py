@@ -42,7 +42,7 @@ def test_redis_outage_loses_nothing(app, client, live, killable_redis):
     assert client.get("/healthz").status_code == 503
 
     killable_redis.start()  # back, and empty: nothing was ever queued
-    assert client.get("/healthz").json == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert client.get("/healthz").json.items() >= {"status": "ok", "database": "ok", "redis": "ok"}.items()
     run_worker(app, burst=True)  # a worker sweeps the outbox on start
     assert pending_outbox(app) == 0
     assert follower(app, "o-outage").unionid == unionid_for("o-outage")

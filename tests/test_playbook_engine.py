@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from scrm import scoring, tags
-from scrm.ingest import Event, process, rep_id
+from scrm import playbook, scoring, tags
+from scrm.accept import Accepted, accept
+from scrm.applier import drain
+from scrm.ingest import Event, Visit, rep_id
 from scrm.models import Activity, Follower, Outbox
 from scrm.playbook import periodic, signals, store
 from scrm.playbook.compiled import Compiled, Signal
@@ -69,6 +71,13 @@ def activities(db, fid: int, kind: str) -> list[dict]:
     with db.sessions() as session:
         rows = session.scalars(select(Activity).where(Activity.follower_id == fid, Activity.kind == kind))
         return [a.data for a in rows]
+
+
+def process(db, event: Event) -> Accepted:
+    """Record `event` as a callback would, then apply everything pending as the applier does."""
+    accepted = accept(db, event)
+    drain(db)
+    return accepted
 
 
 def outbox(db, task: str) -> list[dict]:
@@ -142,7 +151,9 @@ def test_inbound_signals():
     )  # fmt: skip
     assert kinds(kind="voice", content="价格")[0] == ("text", {"text": "价格"})
     assert kinds(kind="image") == [("any", {"kind": "image"})]
-    added = kinds(kind="change_external_contact", event_key="add_external_contact", payload={"State": "rep:3"})
+    added = kinds(
+        kind="change_external_contact", event_key="add_external_contact", scene="rep:3", payload={"State": "rep:3"}
+    )
     assert [k for k, _ in added] == ["contact_added", "scene", "any"]
 
 
@@ -172,9 +183,9 @@ def test_loops_terminate_and_each_rule_fires_once(db):
 def test_retried_inbound_event_runs_no_rules(db):
     load(db, "rules: [{name: r, when: {click: K}, do: [{tag: t}, {score: 5}, {assign: amy}, {notify_owner: hi}]}]")
     event = Event(channel="oa", kind="click", openid="oR", dedup_key="same", created=1_700_000_000, event_key="K")
-    first = process(db, event, None)
-    second = process(db, event, None)
-    assert not first.duplicate and second.duplicate
+    first = process(db, event)
+    second = process(db, event)
+    assert first.id is not None and second.id is None
     with db.sessions() as session:
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oR"))
     assert state(db, fid)["score"] == 5 and len(outbox(db, "rep.notify")) == 1
@@ -348,7 +359,14 @@ def test_capabilities_raise_their_own_triggers(db):
         visit.signal("checked_in", event="expo", booth="A1")
 
     event = Event(channel="oa", kind="text", openid="oForm", dedup_key="form-1", created=1_700_000_000, content="x")
-    process(db, event, form_and_checkin)
+    recorded = accept(db, event)
+    with db.transaction() as session:
+        follower = Follower(openid="oForm", profile={}, subscribed=True)
+        session.add(follower)
+        session.flush()
+        visit = Visit(session, event, follower, recorded.id)
+        form_and_checkin(visit)
+        playbook.run(visit, store.active(session))
     with db.sessions() as session:
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oForm"))
     s = state(db, fid)
@@ -356,8 +374,9 @@ def test_capabilities_raise_their_own_triggers(db):
 
 
 def test_concurrent_events_for_one_follower_respect_caps(db):
-    """Callbacks for one follower in parallel (gunicorn workers): the follower's row lock (PostgreSQL) or the
-    write lock (SQLite) serialises the runs, so a total cap holds exactly and `once` gives one award."""
+    """Callbacks for one follower in parallel (gunicorn workers), applied by appliers racing each other: a
+    follower's partition lock (PostgreSQL) or the write lock (SQLite) serialises them, so a total cap holds exactly
+    and `once` gives one award."""
     from concurrent.futures import ThreadPoolExecutor
 
     load(
@@ -366,13 +385,15 @@ def test_concurrent_events_for_one_follower_respect_caps(db):
         "  - {name: capped, when: {click: K}, do: [{score: 10, cap: {total: 30}}, {score: 5, model: fit, cap: once}]}\n"
         "models: {engagement: {}, fit: {}}\n",
     )
-    process(db, Event(channel="oa", kind="text", openid="oC", dedup_key="c-0", created=1, content="hi"), None)
+    process(db, Event(channel="oa", kind="text", openid="oC", dedup_key="c-0", created=1, content="hi"))
 
     def click(i: int) -> None:
-        process(db, Event(channel="oa", kind="click", openid="oC", dedup_key=f"c-{i}", created=i, event_key="K"), None)
+        accept(db, Event(channel="oa", kind="click", openid="oC", dedup_key=f"c-{i}", created=i, event_key="K"))
+        drain(db, limit=2)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(click, range(1, 17)))
+    drain(db)
     with db.sessions() as session:
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oC"))
         assert scoring.current(session, fid, "engagement") == 30

@@ -11,6 +11,7 @@ from wechatpy.utils import check_signature
 from wechatpy.work import parse_message as parse_work_message
 from wechatpy.work.crypto import WeChatCrypto as WorkCrypto
 
+from tests.helpers import drain
 from wechat.simulate import (
     KINDS,
     OA_EVENTS,
@@ -176,6 +177,7 @@ def test_cli_simulate_subscribe(runner, live, client, auth_headers):
                                  "--url", live])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "<- 200" in result.output and "success" in result.output
+    drain(client.application)
     follower = client.get("/api/v1/followers/oCli1", headers=auth_headers)
     assert follower.status_code == 200 and follower.json["source"] == "rep:7"
 

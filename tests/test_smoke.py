@@ -1,5 +1,6 @@
 import time
 
+from tests.helpers import drain
 from wechat.envelope import signature
 from welead.config import SANDBOX_TOKEN
 
@@ -21,6 +22,7 @@ def test_subscribe_recorded(client, auth_headers):
     for _ in range(3):
         r = _plain(client, xml)
         assert r.status_code == 200 and r.data == b"success"
+    drain(client.application)
     r = client.get("/api/v1/followers/o1", headers=auth_headers)
     assert r.status_code == 200, r.json
     assert r.json["subscribed"] is True and r.json["source"] == "rep:7"

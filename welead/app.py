@@ -76,9 +76,11 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.api import json_errors
     from welead.cli import register_cli
     from welead.health import bp as health
+    from welead.metrics import bp as metrics
 
     app.register_blueprint(callbacks)
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     app.register_blueprint(api)
     json_errors(app)
     if settings.sandbox:

@@ -1,4 +1,4 @@
-"""`flask ...` commands: migrations, the worker and scheduler, tokens, the outbox."""
+"""`flask ...` commands: migrations, the worker and scheduler, tokens, the outbox (the applier: cli_apply)."""
 
 from __future__ import annotations
 
@@ -72,9 +72,10 @@ def scheduler() -> None:
 
 def register_cli(app: Flask) -> None:
     from wechat.cli import wechat_cli
+    from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
     from welead.cli_playbook import playbook_cli, segment_cli
 
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
-    for command in (*commands, playbook_cli, segment_cli):
+    for command in (*commands, apply_cli, playbook_cli, segment_cli):
         app.cli.add_command(command)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON
@@ -28,8 +28,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def make_engine(url: str, *, immediate: bool = True) -> Engine:
-    """`immediate` (SQLite): every transaction takes the write lock up front; readers use deferred ones."""
+def make_engine(url: str, *, immediate: bool = True, name: str = "welead") -> Engine:
+    """`immediate` (SQLite): every transaction takes the write lock up front; readers use deferred ones. `name` is
+    the PostgreSQL application_name (appliers count their peers by it)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_connect)
@@ -38,7 +39,8 @@ def make_engine(url: str, *, immediate: bool = True) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {"application_name": name}
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:
@@ -65,9 +67,9 @@ class Database:
     deferred transactions on a separate engine: in WAL mode they neither block nor wait for writers.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, name: str = "welead") -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, name=name)
         self.reader = make_engine(url, immediate=False) if self.dialect == "sqlite" else self.engine
         self.sessions = sessionmaker(self.reader, expire_on_commit=False)
         self._writes = sessionmaker(self.engine, expire_on_commit=False)
@@ -81,6 +83,12 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self._lock or nullcontext(), self._writes() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A short Core write transaction, no ORM session: the callback path's one insert."""
+        with self._lock or nullcontext(), self.engine.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()

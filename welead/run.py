@@ -314,6 +314,7 @@ class Supervisor:
             "web": gunicorn_argv("wsgi:app", bind, web_workers(self.settings.database_url)),
             "worker": flask_argv("worker"),
             "scheduler": flask_argv("scheduler"),
+            "applier": flask_argv("apply"),
         }
         for name, argv in specs.items():
 

@@ -37,6 +37,7 @@ class CompiledRule:
     condition: Condition | None
     rule: Rule
     templates: int  # how many send_template actions (their idempotency keys need an index when > 1)
+    replies: bool  # has a reply action: decided in the request, so the applier fires it as the request decided
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ class Compiled:
 
     def __init__(self, book: Playbook, checksum: str) -> None:
         self.book, self.checksum = book, checksum
+        self.conditional_replies = False  # does any reply rule have an `if`? (then the request reads the follower)
         self.primary = book.primary_model
         self.half_lives = {name: half_life_seconds(m.half_life_days) for name, m in book.models.items()}
         self.stages = [Stage(s.name, float(s.at) if s.at is not None else None) for s in book.stages.order]
@@ -75,7 +77,11 @@ class Compiled:
     def _add(self, order: int, rule: Rule) -> None:
         kind, spec = rule.when.kind, rule.when.spec
         templates = sum(1 for a in rule.do if a.verb == "send_template")
-        compiled = CompiledRule(rule.name, order, kind, _matcher(rule, self.primary), rule.if_, rule, templates)
+        replies = any(a.verb == "reply" for a in rule.do)
+        compiled = CompiledRule(
+            rule.name, order, kind, _matcher(rule, self.primary), rule.if_, rule, templates, replies
+        )
+        self.conditional_replies |= replies and rule.if_ is not None
         index = self._index.setdefault(kind, _Index(PATTERN_FIELD.get(kind)))
         literal = _literals(rule)
         if literal:

@@ -19,9 +19,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from scrm import outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
+from scrm.playbook import conditions
 from scrm.playbook.compiled import Compiled, CompiledRule, Signal
 from scrm.playbook.grammar import Action, Condition
-from scrm.scenes import compile_pattern
 from welead.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,21 +69,25 @@ def render(text: str, values: dict[str, Any]) -> str | None:
         return None
 
 
-def _has(have: set[str], pattern: str) -> bool:
-    compiled = compile_pattern(pattern)
-    return pattern in have if compiled.literal else any(compiled.match(t) is not None for t in have)
-
-
 class Run:
     """One drain of the signal queue for one follower. `scope` names the cause in idempotency keys."""
 
-    def __init__(self, book: Compiled, ctx: Context, scope: str, now: datetime | None = None) -> None:
+    def __init__(
+        self,
+        book: Compiled,
+        ctx: Context,
+        scope: str,
+        now: datetime | None = None,
+        decided: frozenset[str] | None = None,
+    ) -> None:
         assert ctx.follower is not None
         self.book, self.ctx, self.scope = book, ctx, scope
         self.session: Session = ctx.session
         self.follower: Follower = ctx.follower
         self.now = now or utcnow()
         self.fired: set[str] = set()
+        self.decided = decided  # the reply rules the request fired (None: no request decided anything)
+        self.firing: str | None = None  # the rule being fired, named when an action raises
         self.queue: deque[Signal] = deque()
         self._tags: set[str] | None = None
         self._locked = False
@@ -123,11 +127,18 @@ class Run:
                 if rule.name in self.fired:
                     continue
                 self.lock()
-                if self.holds(rule.condition):
+                if self._fires(rule):
                     self._fire(rule, {**signal.facts, **bound})
+
+    def _fires(self, rule: CompiledRule) -> bool:
+        """A reply rule fires as the request decided, whatever changed since: its effects match what was said."""
+        if rule.replies and self.decided is not None:
+            return rule.name in self.decided
+        return self.holds(rule.condition)
 
     def _fire(self, rule: CompiledRule, facts: dict[str, Any]) -> None:
         self.fired.add(rule.name)
+        self.firing = rule.name
         values = {k: v for k, v in facts.items() if v is not None}
         values["openid"] = self.follower.openid
         for i, action in enumerate(rule.rule.do):
@@ -154,39 +165,9 @@ class Run:
         return self._tags
 
     def holds(self, cond: Condition | None) -> bool:
-        if cond is None:
-            return True
-        f = self.follower
-        if cond.subscribed is not None and bool(f.subscribed) != cond.subscribed:
-            return False
-        if cond.owned is not None and (f.owner_id is not None) != cond.owned:
-            return False
-        return self._stage_holds(cond) and self._tags_hold(cond) and self._score_holds(cond)
-
-    def _stage_holds(self, cond: Condition) -> bool:
-        if cond.stage and self.follower.stage not in cond.stage:
-            return False
-        at = stages.index(self.book.stages, self.follower.stage)
-        if cond.stage_at_least and at < stages.index(self.book.stages, cond.stage_at_least):
-            return False
-        return not (cond.stage_below and at >= stages.index(self.book.stages, cond.stage_below))
-
-    def _tags_hold(self, cond: Condition) -> bool:
-        if not (cond.tagged or cond.any_tagged or cond.not_tagged):
-            return True
-        have = self.tags()
-        if not all(_has(have, p) for p in cond.tagged):
-            return False
-        if cond.any_tagged and not any(_has(have, p) for p in cond.any_tagged):
-            return False
-        return not any(_has(have, p) for p in cond.not_tagged)
-
-    def _score_holds(self, cond: Condition) -> bool:
-        if cond.score is None:
-            return True
-        score = self.ledger.current(cond.score.model or self.book.primary, self.now)
-        low, high = cond.score.min, cond.score.max
-        return (low is None or score >= low) and (high is None or score <= high)
+        return conditions.holds(
+            self.book, cond, self.follower, self.tags, lambda model: self.ledger.current(model, self.now)
+        )
 
     # --- changes (each records a timeline entry and signals what it changed) ------------------------------------
 
@@ -319,21 +300,25 @@ def _rep(session: Session, who: str) -> int | None:
     return rep_id(session, who)
 
 
-def _reply(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
-    reply = action.reply
-    assert reply is not None
+def answer(reply: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+    """A reply action filled in: {"text"} or {"articles"}; None when a placeholder has no value."""
     if reply.text is not None:
         text = render(reply.text, values)
-        if text:
-            run.ctx.answers.append({"text": text})
-        return
+        return {"text": text} if text else None
     articles = []
     for art in reply.articles or []:
         filled = {f: render(getattr(art, f), values) for f in ("title", "description", "url")}
         if any(v is None for v in filled.values()):
-            return
+            return None
         articles.append({**filled, "image": art.image})
-    run.ctx.answers.append({"articles": articles})
+    return {"articles": articles}
+
+
+def _reply(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    """The reply itself went out with the request's answer (scrm.playbook.decide); kept for callers' records."""
+    found = answer(action.reply, values)
+    if found is not None:
+        run.ctx.answers.append(found)
 
 
 def _send_template(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:

@@ -1,11 +1,10 @@
-"""From an inbound WeChat/WeCom event to the signals rules match, and the hook `scrm.ingest.process` calls."""
+"""From an inbound WeChat/WeCom event to the signals rules match, and the run the applier starts for it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scrm.playbook import store
-from scrm.playbook.compiled import Signal
+from scrm.playbook.compiled import Compiled, Signal
 from scrm.playbook.engine import Run
 
 if TYPE_CHECKING:
@@ -30,8 +29,7 @@ def _location(payload: dict[str, Any]) -> dict[str, Any]:
 def _wecom(event: Event) -> list[Signal]:
     change = event.event_key or ""
     if change in ADDED:
-        state = event.payload.get("State")
-        return _scene("contact_added", state if isinstance(state, str) and state else None)
+        return _scene("contact_added", event.scene)
     return [Signal("contact_removed")] if change in REMOVED else []
 
 
@@ -59,17 +57,18 @@ def signals(event: Event) -> list[Signal]:
     return [*out, Signal("any", {"kind": kind})]
 
 
-def run(visit: Visit) -> None:
-    """Run the active playbook for a fresh (not duplicate) visit: the inbound signals, then any signals other
-    capabilities raised during the visit (`visit.signal("checked_in", event=...)`), each rule at most once.
+def run(visit: Visit, book: Compiled | None) -> None:
+    """Run `book` (the version that decided the reply) for an interaction being applied: the inbound signals, then
+    any signals other capabilities raised during the visit (`visit.signal("checked_in", event=...)`), each rule at
+    most once; the reply rules fire as the request decided (`visit.decided`).
     """
-    if visit.follower is None or visit.duplicate:
+    if visit.follower is None or book is None:
         return
-    book = store.active(visit.session)
-    if book is None:
-        return
-    engine = Run(book, visit, scope=str(visit.interaction_id))
+    engine = Run(book, visit, scope=str(visit.interaction_id), decided=visit.decided)
     engine.queue.extend(signals(visit.event))
-    for kind, facts in getattr(visit, "signals", ()):
+    for kind, facts in visit.signals:
         engine.emit(kind, **facts)
-    engine.drain()
+    try:
+        engine.drain()
+    finally:
+        visit.firing = engine.firing

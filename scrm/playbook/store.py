@@ -11,7 +11,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from scrm import scoring
@@ -26,6 +26,8 @@ _CACHE: dict[str, Compiled] = {}
 _CACHE_MAX = 16
 _P = PlaybookVersion.__table__.c
 _LATEST = select(_P.version, _P.checksum).order_by(_P.version.desc()).limit(1)  # Core: runs on every callback
+_VERSION = select(_P.checksum).where(_P.version == bindparam("version"))
+_SOURCE = select(_P.source).where(_P.version == bindparam("version"))
 
 
 def checksum(source: str) -> str:
@@ -60,16 +62,32 @@ def load(session: Session, source: str, by: str | None = None, now: datetime | N
 
 def active(session: Session) -> Compiled | None:
     """The compiled active playbook, or None when none was ever loaded."""
-    latest = session.connection().execute(_LATEST).first()
+    found = current(session.connection())
+    return found[1] if found else None
+
+
+def current(conn: Connection) -> tuple[int, Compiled] | None:
+    """(version, compiled) of the active playbook: one primary-key read, compiled once per process per checksum."""
+    latest = conn.execute(_LATEST).first()
     if latest is None:
         return None
-    compiled = _CACHE.get(latest.checksum)
+    return latest.version, _compiled(conn, latest.version, latest.checksum)
+
+
+def at_version(conn: Connection, number: int) -> Compiled | None:
+    """The compiled playbook of one version: the applier applies the version that decided the reply."""
+    row = conn.execute(_VERSION, {"version": number}).first()
+    return _compiled(conn, number, row.checksum) if row else None
+
+
+def _compiled(conn: Connection, number: int, digest: str) -> Compiled:
+    compiled = _CACHE.get(digest)
     if compiled is None:
-        source = session.scalar(select(PlaybookVersion.source).where(PlaybookVersion.version == latest.version))
-        compiled = Compiled(parse(source or ""), latest.checksum)
+        source = conn.execute(_SOURCE, {"version": number}).scalar()
+        compiled = Compiled(parse(source or ""), digest)
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[latest.checksum] = compiled
+        _CACHE[digest] = compiled
     return compiled
 
 

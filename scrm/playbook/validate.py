@@ -156,6 +156,11 @@ def _rule(book: Playbook, rule: Rule, where: str, models: set[str], stages: list
         at = f"{where}.do[{k}]"
         if action.verb == "reply" and kind in QUIET_TRIGGERS:
             yield f"{at}.reply: {kind} rules run without a message to answer; send a template instead"
+        elif action.verb == "reply" and kind in DERIVED_TRIGGERS:
+            yield (
+                f"{at}.reply: the passive reply is decided when the message arrives, before {kind} can happen; "
+                "reply from the rule of the inbound event, or send a template"
+            )
         yield from _action(book, action, at, bound, models, stages)
 
 
@@ -223,6 +228,9 @@ def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
 
 
 QUIET_TRIGGERS = frozenset({"inactive"})
+# Signals that effects raise while the applier runs, after the follower was answered.
+DERIVED_TRIGGERS = frozenset({"tag_added", "tag_removed", "stage_changed", "score_crossed", "form_submitted",
+                              "checked_in"})  # fmt: skip
 FACTS = {
     "subscribe": {"scene"},
     "scan": {"scene"},

@@ -1,0 +1,87 @@
+"""The request's half of an inbound event: decide the passive reply, then ONE insert of the interaction.
+
+No ORM session, no follower writes, no effects: the applier (scrm.applier) does those later, in batches. A retried
+callback hits the unique dedup key and gets back what the first delivery decided, so it answers the same.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from scrm.ingest import Event
+from scrm.models import Interaction
+from scrm.playbook.decide import decide
+from welead.db import Database, utcnow
+
+SHARDS = 64  # followers are hashed into this many partitions; appliers lock whole partitions
+_I = Interaction.__table__
+_STORED = select(_I.c.decision).where(_I.c.dedup_key == bindparam("key"))
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: int | None  # None: a retry of an interaction recorded before
+    decision: dict[str, Any] | None
+
+    @property
+    def reply(self) -> dict[str, Any] | None:
+        return (self.decision or {}).get("reply")
+
+
+def shard(openid: str) -> int:
+    return zlib.crc32(openid.encode("utf-8", "surrogatepass")) % SHARDS
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(_I)
+    return stmt.on_conflict_do_nothing(index_elements=["dedup_key"]).returning(_I.c.id)
+
+
+def accept(db: Database, event: Event) -> Accepted:
+    """Decide (reads only), then record in one short write transaction."""
+    now = utcnow()
+    with db.reader.connect() as conn:
+        decision = decide(conn, event, now)
+        stored = decision.as_json()
+        row = _row(event, now, stored, decision.version)
+    with db.write() as conn:
+        new = conn.execute(_insert(db.dialect), row).scalar()
+    if new is None:
+        return Accepted(None, _stored(db, event.dedup_key))
+    return Accepted(new, stored)
+
+
+def _stored(db: Database, key: str) -> dict[str, Any] | None:
+    with db.reader.connect() as conn:
+        return _decision(conn, key)
+
+
+def _decision(conn: Connection, key: str) -> dict[str, Any] | None:
+    return conn.execute(_STORED, {"key": key}).scalar()
+
+
+def _row(event: Event, now: Any, decision: dict[str, Any] | None, version: int | None) -> dict[str, Any]:
+    return {
+        "dedup_key": event.dedup_key,
+        "channel": event.channel,
+        "kind": event.kind,
+        "follower_id": None,
+        "openid": event.openid,
+        "event_key": event.event_key,
+        "msg_id": event.msg_id,
+        "content": event.content,
+        "payload": event.payload,
+        "at": event.at,
+        "received_at": now,
+        "scene": event.scene,
+        "decision": decision,
+        "playbook_version": version,
+        "shard": shard(event.openid),
+    }

@@ -1,0 +1,253 @@
+"""The applier: interactions the requests recorded, applied in batches, set-based, exactly once.
+
+One transaction per batch: the batch's followers created and loaded in two statements, every interaction's effects
+and playbook run (the version that decided its reply), the applied marks in one statement. A crash before commit
+leaves the whole batch unapplied, so it is applied again once; after commit it is never applied again. Interactions
+apply in id order, so one follower's events apply in the order they were recorded.
+
+A poison interaction (an effect raises) rolls the batch back; the batch is then applied one interaction per
+transaction, and the one that raises is marked failed with its error and the rule that was firing. Database
+outages are not poison: they propagate and the batch is retried as it was.
+
+Several appliers on PostgreSQL: followers are hashed into `accept.SHARDS` partitions, and each batch takes
+transaction-scoped advisory locks on the partitions it works on (its share of those with pending work, by the
+number of live appliers), so two appliers never hold one follower's events at once and neither waits for the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from scrm import effects, playbook
+from scrm.ingest import Event, Visit
+from scrm.models import Follower, Interaction
+from scrm.playbook import store
+from scrm.playbook.compiled import Compiled
+from welead.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+APPLIER_NAME = "welead-applier"  # PostgreSQL application_name: peers count each other by it
+WAKE = "welead:apply:wake"
+LOCK_SPACE = 7_202_611  # first key of the advisory locks on follower partitions
+TRANSIENT = (OperationalError, InterfaceError)  # the database, not the interaction: retry the batch as it was
+
+_I = Interaction.__table__.c
+_COLUMNS = (_I.id, _I.channel, _I.kind, _I.openid, _I.dedup_key, _I.at, _I.event_key, _I.msg_id, _I.content,
+            _I.scene, _I.payload, _I.decision, _I.playbook_version, _I.received_at)  # fmt: skip
+_PENDING = select(*_COLUMNS).where(_I.applied_at.is_(None)).order_by(_I.id)
+_IN_SHARDS = _PENDING.where(_I.shard.in_(bindparam("shards", expanding=True)))
+_SHARDS = (
+    select(_I.shard, func.min(_I.id).label("first")).where(_I.applied_at.is_(None)).group_by(_I.shard).order_by("first")
+)
+_PEERS = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+_TRY_LOCK = text("SELECT s FROM unnest(CAST(:shards AS integer[])) AS s WHERE pg_try_advisory_xact_lock(:space, s)")
+_MARK = (
+    update(Interaction.__table__)
+    .where(_I.id == bindparam("iid"))
+    .values(applied_at=bindparam("done"), follower_id=bindparam("fid"))
+)
+_FAIL = (
+    update(Interaction.__table__)
+    .where(_I.id == bindparam("iid"), _I.applied_at.is_(None))
+    .values(applied_at=bindparam("done"), apply_error=bindparam("error"), follower_id=bindparam("fid"))
+)
+_BACKLOG = select(func.count(), func.min(_I.received_at)).where(_I.applied_at.is_(None))
+
+
+@dataclass(slots=True)
+class Pending:
+    id: int
+    event: Event
+    decided: frozenset[str] | None
+    version: int | None
+    received_at: datetime
+
+
+@dataclass(slots=True)
+class Report:
+    applied: int = 0
+    failed: int = 0
+    outbox_ids: list[int] = field(default_factory=list)
+    received: list[datetime] = field(default_factory=list)  # when each applied interaction was recorded
+
+    def add(self, other: Report) -> None:
+        self.applied += other.applied
+        self.failed += other.failed
+        self.outbox_ids += other.outbox_ids
+        self.received += other.received
+
+
+class EffectFailed(Exception):
+    """An interaction's effects raised: `rule` was firing (None: the kind's own effect)."""
+
+    def __init__(self, interaction_id: int, rule: str | None, cause: BaseException) -> None:
+        super().__init__(f"interaction {interaction_id}: {type(cause).__name__}: {cause}")
+        self.interaction_id, self.rule, self.cause = interaction_id, rule, cause
+
+
+def apply_batch(db: Database, limit: int = BATCH) -> Report:
+    """Apply up to `limit` pending interactions; an empty report when there are none (or peers hold them all)."""
+    try:
+        with db.transaction() as session:
+            rows = _claim(session, limit)
+            report = _apply(session, rows)
+        return report
+    except EffectFailed as exc:
+        log.warning("batch rolled back (%s); applying its %d interactions one by one", exc, len(rows))
+        return _isolate(db, [r.id for r in rows])
+
+
+def drain(db: Database, limit: int = BATCH) -> Report:
+    """Apply until nothing is pending."""
+    total = Report()
+    while True:
+        report = apply_batch(db, limit)
+        if not report.applied and not report.failed:
+            return total
+        total.add(report)
+
+
+def _claim(session: Session, limit: int) -> list[Pending]:
+    conn = session.connection()
+    if session.get_bind().dialect.name != "postgresql":
+        return [_pending(r) for r in conn.execute(_PENDING.limit(limit))]  # BEGIN IMMEDIATE: one writer at a time
+    shards = [r.shard for r in conn.execute(_SHARDS)]
+    if not shards:
+        return []
+    peers = max(1, conn.execute(_PEERS, {"name": APPLIER_NAME}).scalar() or 1)
+    share = math.ceil(len(shards) / peers)
+    for start in range(0, len(shards), share):
+        got = list(conn.execute(_TRY_LOCK, {"shards": shards[start : start + share], "space": LOCK_SPACE}).scalars())
+        if got:
+            return [_pending(r) for r in conn.execute(_IN_SHARDS.limit(limit), {"shards": got})]
+    return []
+
+
+def _pending(row: Any) -> Pending:
+    created = int(row.at.replace(tzinfo=UTC).timestamp())
+    event = Event(channel=row.channel, kind=row.kind, openid=row.openid, dedup_key=row.dedup_key, created=created,
+                  event_key=row.event_key, msg_id=row.msg_id, content=row.content, scene=row.scene,
+                  payload=row.payload or {})  # fmt: skip
+    decided = frozenset((row.decision or {}).get("rules") or ()) if row.playbook_version is not None else None
+    return Pending(row.id, event, decided, row.playbook_version, row.received_at)
+
+
+def _apply(session: Session, rows: list[Pending]) -> Report:
+    report = Report()
+    if not rows:
+        return report
+    followers = _followers(session, rows)
+    books = _books(session, rows)
+    marks = []
+    for row in rows:
+        follower = followers.get(row.event.openid) if row.event.has_follower else None
+        visit = Visit(session, row.event, follower, row.id, row.decided)
+        try:
+            effects.apply(visit)
+            playbook.run(visit, books.get(row.version))
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            raise EffectFailed(row.id, visit.firing, exc) from exc
+        report.outbox_ids += visit.outbox_ids
+        report.received.append(row.received_at)
+        marks.append({"iid": row.id, "fid": follower.id if follower else None})
+    session.flush()
+    now = utcnow()
+    session.connection().execute(_MARK, [{**m, "done": now} for m in marks])
+    report.applied = len(marks)
+    return report
+
+
+def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
+    """The batch's followers, created where new: one insert-or-ignore, one select."""
+    fresh: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        ev = row.event
+        if ev.has_follower and ev.openid not in fresh:
+            fresh[ev.openid] = {"openid": ev.openid, "channel": ev.channel, "profile": {}}
+    if not fresh:
+        return {}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(Follower.__table__).on_conflict_do_nothing(index_elements=["openid"])
+    session.connection().execute(insert, list(fresh.values()))
+    found = session.scalars(select(Follower).where(Follower.openid.in_(list(fresh))))
+    return {f.openid: f for f in found}
+
+
+def _books(session: Session, rows: list[Pending]) -> dict[int, Compiled | None]:
+    versions = {r.version for r in rows if r.version is not None}
+    return {v: store.at_version(session.connection(), v) for v in versions}
+
+
+def _isolate(db: Database, ids: list[int]) -> Report:
+    total = Report()
+    for iid in ids:
+        try:
+            with db.transaction() as session:
+                rows = [_pending(r) for r in session.connection().execute(_PENDING.where(_I.id == iid))]
+                total.add(_apply(session, rows))
+        except EffectFailed as exc:
+            log.error("interaction %d failed (rule %s): %r", iid, exc.rule, exc.cause, exc_info=exc.cause)
+            _fail(db, iid, exc)
+            total.failed += 1
+    return total
+
+
+def _fail(db: Database, iid: int, exc: EffectFailed) -> None:
+    error = f"{type(exc.cause).__name__}: {exc.cause}"[:2000]
+    if exc.rule:
+        error = f"rule {exc.rule}: {error}"
+    with db.transaction() as session:
+        conn = session.connection()
+        openid = conn.execute(select(_I.openid).where(_I.id == iid)).scalar()
+        fid = conn.execute(select(Follower.id).where(Follower.openid == openid)).scalar()
+        conn.execute(_FAIL, {"iid": iid, "done": utcnow(), "error": error, "fid": fid})
+
+
+def backlog(session: Session) -> tuple[int, float]:
+    """(interactions not applied yet, age in seconds of the oldest of them)."""
+    count, oldest = session.connection().execute(_BACKLOG).one()
+    lag = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+    return int(count), max(lag, 0.0)
+
+
+def failures(session: Session, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+    """Interactions whose effects raised, oldest first: what the API lists."""
+    query = (
+        select(_I.id, _I.kind, _I.openid, _I.at, _I.applied_at, _I.apply_error)
+        .where(_I.apply_error.is_not(None), _I.id > after)
+        .order_by(_I.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in session.connection().execute(query)]
+
+
+def retry(session: Session, iid: int) -> bool:
+    """Put a failed interaction back in the queue (after the playbook or data was fixed)."""
+    stmt = (
+        update(Interaction.__table__)
+        .where(_I.id == iid, _I.apply_error.is_not(None))
+        .values(applied_at=None, apply_error=None)
+    )
+    return session.connection().execute(stmt).rowcount == 1
+
+
+def wake(conn: redis.Redis) -> None:
+    """Tell an idle applier there is work (best effort: it polls the database anyway). The list holds one item."""
+    with conn.pipeline(transaction=False) as pipe:
+        pipe.rpush(WAKE, 1)
+        pipe.ltrim(WAKE, 0, 0)
+        pipe.execute()

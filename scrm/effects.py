@@ -1,0 +1,66 @@
+"""What each kind of inbound interaction does to the follower before the playbook runs, one function per kind.
+
+The applier calls `apply` for every interaction it applies; kinds without an entry (text, click, unknown kinds...)
+change nothing here and only feed the playbook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from scrm import deliveries
+from scrm.ingest import Visit
+
+Effect = Callable[[Visit], None]
+OA: dict[str, Effect] = {}
+WECOM_CONTACT: dict[str, Effect] = {}
+
+
+def on(table: dict[str, Effect], *kinds: str) -> Callable[[Effect], Effect]:
+    def register(fn: Effect) -> Effect:
+        for kind in kinds:
+            table[kind] = fn
+        return fn
+
+    return register
+
+
+def effect_for(visit: Visit) -> Effect | None:
+    ev = visit.event
+    if ev.channel == "wecom":
+        return WECOM_CONTACT.get(ev.event_key or "") if ev.kind == "change_external_contact" else None
+    return OA.get(ev.kind)
+
+
+def apply(visit: Visit) -> None:
+    effect = effect_for(visit)
+    if effect is not None:
+        effect(visit)
+
+
+@on(OA, "subscribe")
+def subscribe(visit: Visit) -> None:
+    visit.subscribe(visit.event.scene)
+
+
+@on(OA, "unsubscribe")
+@on(WECOM_CONTACT, "del_external_contact", "del_follow_user")  # the contact is no longer reachable either way
+def unsubscribe(visit: Visit) -> None:
+    visit.unsubscribe()
+
+
+@on(OA, "scan")
+def scan(visit: Visit) -> None:
+    visit.scanned(visit.event.scene)
+
+
+@on(OA, "templatesendjobfinish", "masssendjobfinish")
+def send_job_finished(visit: Visit) -> None:
+    status = visit.event.payload.get("Status")
+    deliveries.job_finished(visit, visit.event.msg_id, str(status or "") or None)
+
+
+@on(WECOM_CONTACT, "add_external_contact", "add_half_external_contact")
+def contact_added(visit: Visit) -> None:
+    payload = visit.event.payload
+    visit.contact_added(str(payload.get("UserID") or ""), visit.event.scene)
