@@ -15,13 +15,13 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from foundation.services import services
 from handlers.dispatch import handler_for, has_follower, to_event
 from scrm.ingest import process
-from tasks.queue import announce
+from scrm.outbox import announce
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
 from wechat.replies import Article, Reply, render
-from welead.app import services
 
 log = logging.getLogger("welead.callback")
 REPLY_KEY = "welead:reply:"

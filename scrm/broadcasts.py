@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm import audience, deliveries, followers
 from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, QUEUED, RUNNING, Broadcast, Delivery
 from scrm.message_templates import MASS, Library, TemplateError, render
 from scrm.models import Follower
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 PAGE = 1000  # followers read and inserted per fan-out transaction
 MASS_BATCH = 10_000  # openids per mass-send call (WeChat's maximum); mass calls are few a day

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm import followers, guards
 from scrm.delivery_models import (
     BLOCKED,
@@ -36,8 +38,6 @@ from scrm.delivery_models import (
 from scrm.ingest import Visit
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, render, request_body
 from scrm.models import Activity, Follower, Interaction
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 TIMELINE_STATES = (SENT, DELIVERED, FAILED, BLOCKED, ERROR, UNKNOWN, SKIPPED)
 FAILURE_STATES = (ERROR, UNKNOWN)

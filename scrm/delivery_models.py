@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from welead.db import Base, BigId, Json, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base, BigId, Json
 
 # Delivery states. queued → sending → sent → delivered | failed is the happy path; the rest are terminal.
 QUEUED, SENDING, SENT, DELIVERED, FAILED = "queued", "sending", "sent", "delivered", "failed"

@@ -8,11 +8,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from foundation.clock import iso
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
-
-
-def iso(at: datetime | None) -> str | None:
-    return at.isoformat(timespec="seconds") + "Z" if at else None
 
 
 def find(session: Session, openid: str) -> Follower | None:

@@ -14,10 +14,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.db import Database
+from foundation.sql import insert_ignore
 from scrm import outbox, playbook
 from scrm.models import Activity, Follower, Interaction, Rep
-from welead.db import Database, utcnow
-from welead.sql import insert_ignore
 
 
 @dataclass(frozen=True)

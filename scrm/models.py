@@ -20,7 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from welead.db import Base, BigId, Json, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base, BigId, Json
 
 
 class Rep(Base):

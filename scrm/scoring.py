@@ -18,11 +18,10 @@ from sqlalchemy import Float, Select, and_, bindparam, case, func, literal, null
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from scrm.followers import iso
+from foundation.clock import iso, utcnow
+from foundation.sql import insert_ignore
 from scrm.models import Interaction
 from scrm.playbook.models import FollowerScore, ScoreArm, ScoreEvent
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 DAY = 86400.0
 

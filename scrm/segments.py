@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
 from scrm import followers, scoring
 from scrm.followers import iso, tag_names
 from scrm.models import Follower, FollowerTag, Interaction, Tag
@@ -26,7 +27,6 @@ from scrm.playbook.grammar import DEFAULT_STAGES
 from scrm.playbook.models import FollowerScore, Segment
 from scrm.playbook.validate import path
 from scrm.scenes import PatternError, sql_match
-from welead.db import utcnow
 
 
 class SegmentError(ValueError):

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
+from foundation.services import services
 from rq import Queue
 
+from foundation.clock import utcnow
 from scrm import audience, broadcasts
 from tasks.queue import QUEUE
 from tasks.ratelimit import Breaker, Heartbeat
 from tasks.send import dead_jobs, push_jobs, push_pending, rules
-from welead.app import services
-from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from foundation.services import services
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm.models import Follower
 from tasks.registry import GiveUp, RetryLater, task
 from tasks.wechat import oa_client
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import utcnow
 
 KEPT = ("subscribe_scene", "qr_scene", "qr_scene_str", "language", "subscribe_time", "tagid_list", "remark")
 

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from foundation.services import services
 from rq.job import Job
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm import broadcasts, deliveries, guards
 from scrm.deliveries import Outgoing, Result
 from scrm.delivery_models import BLOCKED, DELIVERED, ERROR, FAILED, QUEUED, SENT, SKIPPED, UNKNOWN, Delivery
@@ -32,8 +34,6 @@ from tasks.ratelimit import Breaker, DailyQuota, Heartbeat, TokenBucket, day_key
 from tasks.registry import GiveUp, task
 from tasks.wechat import oa_client
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
+from foundation.services import services
 from sqlalchemy import delete, exists, select, update
 
+from foundation.clock import utcnow
+from foundation.db import Database
 from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from scrm.scenes import compile_pattern
 from scrm.tags import TagRemoval
 from wechat.api import OAClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 

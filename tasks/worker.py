@@ -12,12 +12,12 @@ import time
 
 import redis
 from flask import Flask
+from foundation.services import services
 from rq import SimpleWorker
 from rq.cron import CronScheduler
 
 from tasks.queue import QUEUE, dispatch_once
 from tasks.registry import load_all
-from welead.app import services
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm import audience, broadcasts
 from scrm.delivery_models import Delivery
 from scrm.models import Follower
@@ -23,7 +24,6 @@ from tests.messaging_kit import (
     template_sends,
     with_messaging,
 )
-from welead.db import utcnow
 
 VIP = {"tag": "vip"}
 

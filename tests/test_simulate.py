@@ -11,6 +11,7 @@ from wechatpy.utils import check_signature
 from wechatpy.work import parse_message as parse_work_message
 from wechatpy.work.crypto import WeChatCrypto as WorkCrypto
 
+from foundation.config import Settings
 from wechat.simulate import (
     KINDS,
     OA_EVENTS,
@@ -22,7 +23,6 @@ from wechat.simulate import (
     read_reply,
     sign,
 )
-from welead.config import Settings
 
 # wechatpy tests/test_crypto.py
 V_TOKEN = "123456"

@@ -1,7 +1,7 @@
 import time
 
+from foundation.config import SANDBOX_TOKEN
 from wechat.envelope import signature
-from welead.config import SANDBOX_TOKEN
 
 
 def _plain(client, xml: str, token: str = SANDBOX_TOKEN):

@@ -11,7 +11,7 @@ import pytest
 
 from wechat.api import OAClient, TokenCache, WeComClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from wechat.sandbox import SandboxControl
+from wechat.sandbox_state import SandboxControl
 
 TPL = "message/template/send"
 

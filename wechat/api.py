@@ -25,7 +25,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from wechatpy.exceptions import WeChatClientException
 
 from wechat.errors import NotSent, Unknown, WeChatAPIError, WeChatError
-from welead.config import Settings
+from wechat.settings import WeChatSettings
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class _SharedToken:
 
 
 class _OAWeChatPy(_SharedToken, wechatpy.WeChatClient):
-    def __init__(self, settings: Settings, conn: redis.Redis, timeout: float) -> None:
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, timeout: float) -> None:
         super().__init__(settings.wechat_app_id, settings.wechat_app_secret, timeout=timeout, auto_retry=False)
         self._share(settings.wechat_api_base, conn, f"{TOKEN_KEY}:oa:{settings.wechat_app_id}")
 
@@ -235,7 +235,7 @@ class _OAWeChatPy(_SharedToken, wechatpy.WeChatClient):
 
 
 class _WorkWeChatPy(_SharedToken, wechatpy.work.WeChatClient):
-    def __init__(self, settings: Settings, conn: redis.Redis, timeout: float) -> None:
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, timeout: float) -> None:
         super().__init__(settings.wecom_corp_id, settings.wecom_secret, timeout=timeout, auto_retry=False)
         key = f"{TOKEN_KEY}:wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}"
         self._share(settings.wecom_api_base, conn, key)
@@ -271,7 +271,7 @@ def showqrcode_url(ticket: str) -> str:
 class OAClient:
     """The Official Account API calls WeLead makes. `raw` is the wechatpy client (same token, same errors)."""
 
-    def __init__(self, settings: Settings, conn: redis.Redis, *, timeout: float | None = None) -> None:
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, *, timeout: float | None = None) -> None:
         self.raw = _OAWeChatPy(settings, conn, timeout or settings.http_timeout)
 
     @property
@@ -371,7 +371,7 @@ def _invalid_users(answer: dict) -> list[str]:
 class WeComClient:
     """The WeCom API calls WeLead makes (app messages to reps, contact ways, external contacts)."""
 
-    def __init__(self, settings: Settings, conn: redis.Redis, *, timeout: float | None = None) -> None:
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, *, timeout: float | None = None) -> None:
         self.raw = _WorkWeChatPy(settings, conn, timeout or settings.http_timeout)
         self.agent_id = int(settings.wecom_agent_id)
 

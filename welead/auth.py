@@ -7,12 +7,12 @@ import secrets
 from dataclasses import dataclass
 
 from apiflask import HTTPTokenAuth
+from foundation.services import services
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foundation.db import Database
 from scrm.models import ApiToken
-from welead.app import services
-from welead.db import Database
 
 ROLES = ("admin", "marketer", "staff", "rep")
 auth = HTTPTokenAuth(scheme="Bearer", security_scheme_name="BearerAuth")

@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 from flask.cli import AppGroup
+from foundation.services import services
 from tqdm import tqdm
 
 from scrm import broadcasts, deliveries
 from scrm.delivery_models import PAUSED, RUNNING
 from tasks import broadcast as broadcast_tasks
 from tasks import send
-from welead.app import services
 
 broadcast_cli = AppGroup("broadcast", help="Broadcast a library message to a segment.")
 messages_cli = AppGroup("messages", help="The message library and the delivery pump.")

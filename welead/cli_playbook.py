@@ -11,12 +11,12 @@ from urllib.parse import parse_qs
 
 import click
 from flask.cli import AppGroup
+from foundation.services import services
 from sqlalchemy.exc import IntegrityError
 
+from foundation.config import ROOT
 from scrm import segments
 from scrm.playbook import PlaybookError, parse, store
-from welead.app import services
-from welead.config import ROOT
 
 DEMO = ROOT / "playbooks" / "demo.yml"
 

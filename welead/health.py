@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, jsonify
+from foundation.services import services
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-
-from welead.app import services
 
 bp = Blueprint("health", __name__)
 

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm import scoring
 from scrm.models import Follower
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.engine import Quiet, Run
 from scrm.playbook.models import FollowerScore, RuleFiring
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 
 @dataclass

@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foundation.clock import iso, utcnow
 from scrm import scoring
-from scrm.followers import iso
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.grammar import Playbook
 from scrm.playbook.models import PlaybookVersion
 from scrm.playbook.validate import parse
-from welead.db import utcnow
 
 _CACHE: dict[str, Compiled] = {}
 _CACHE_MAX = 16

@@ -11,7 +11,9 @@ from typing import Any
 from apiflask import Schema, abort
 from apiflask.fields import Dict, Float, Integer, Raw, String
 from apiflask.validators import Length, OneOf, Range
+from foundation.services import services
 
+from foundation.clock import utcnow
 from scrm import broadcasts, deliveries, followers
 from scrm.delivery_models import FINAL, PENDING, Delivery
 from scrm.message_templates import CHANNELS, TEMPLATE, TemplateError, render, request_body
@@ -19,9 +21,7 @@ from tasks import broadcast as broadcast_tasks
 from tasks import send
 from welead.api import bp
 from welead.api.access import get_follower, require
-from welead.app import services
 from welead.auth import auth
-from welead.db import utcnow
 
 STATES = (*PENDING, *FINAL)
 

@@ -9,13 +9,13 @@ from typing import NoReturn
 
 from apiflask import abort
 from flask import request
+from foundation.services import services
 from sqlalchemy.exc import IntegrityError
 
 from scrm import scoring
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
 from welead.api.access import get_follower, require
-from welead.app import services
 from welead.auth import auth
 
 BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."

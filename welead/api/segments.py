@@ -11,12 +11,12 @@ from apiflask import Schema, abort
 from apiflask.fields import Raw, String
 from apiflask.validators import Length
 from flask import request
+from foundation.services import services
 from sqlalchemy.orm import Session
 
 from scrm import segments
 from welead.api import bp
 from welead.api.access import require
-from welead.app import services
 from welead.auth import auth
 
 PREVIEW = (
