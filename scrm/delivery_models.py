@@ -1,7 +1,7 @@
 """Outbound messages: one Delivery row per message to one follower, and the Broadcasts that fan them out.
 
 The delivery table is the source of truth for what was sent: RQ jobs only carry delivery ids, so a Redis restart
-or a killed worker loses nothing (the pump in tasks.send re-pushes what lost its job). The idempotency key is unique,
+or a killed worker loses nothing (the pump in tasks.pump re-pushes what lost its job). The idempotency key is unique,
 so the same message (broadcast id + openid, rule + interaction, an API caller's key) can never become two rows.
 """
 

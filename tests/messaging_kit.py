@@ -10,7 +10,7 @@ from sqlalchemy import select
 from foundation.clock import utcnow
 from scrm.delivery_models import PENDING, Delivery
 from scrm.models import Follower, FollowerTag, Tag
-from tasks.send import pump
+from tasks.pump import pump
 from tasks.worker import run_worker
 from wechat.sandbox_state import SandboxControl
 

@@ -11,7 +11,8 @@ from scrm.delivery_models import Delivery
 from scrm.models import Follower
 from scrm.playbook.models import Segment
 from tasks.broadcast import fan_out
-from tasks.send import message_library, pump, run_batch
+from tasks.pump import pump
+from tasks.send import message_library, run_batch
 from tasks.worker import run_worker
 from tests.helpers import post
 from tests.messaging_kit import (

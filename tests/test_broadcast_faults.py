@@ -18,7 +18,7 @@ import redis
 
 from foundation.config import ROOT
 from scrm.delivery_models import Delivery
-from tasks.send import pump
+from tasks.pump import pump
 from tests.conftest import ENV_VARS
 from tests.helpers import running_url, serve
 from tests.messaging_kit import FAST, add_followers, drain, pending, rows, with_messaging

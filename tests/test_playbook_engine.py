@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from scrm import scoring, tags
+from scrm import score_totals, tags
 from scrm.ingest import Event, process, rep_id
 from scrm.models import Activity, Follower, Outbox
 from scrm.playbook import periodic, signals, store
@@ -61,7 +61,7 @@ def state(db, fid: int, now: datetime = T0) -> dict:
             "tags": tags.names(session, fid),
             "stage": f.stage,
             "owner": f.owner_id,
-            "score": round(scoring.current(session, fid, "engagement", now), 3),
+            "score": round(score_totals.current(session, fid, "engagement", now), 3),
         }
 
 
@@ -375,5 +375,5 @@ def test_concurrent_events_for_one_follower_respect_caps(db):
         list(pool.map(click, range(1, 17)))
     with db.sessions() as session:
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oC"))
-        assert scoring.current(session, fid, "engagement") == 30
-        assert scoring.current(session, fid, "fit") == 5
+        assert score_totals.current(session, fid, "engagement") == 30
+        assert score_totals.current(session, fid, "fit") == 5

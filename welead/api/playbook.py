@@ -9,10 +9,10 @@ from typing import NoReturn
 
 from apiflask import abort
 from flask import request
-from foundation.services import services
 from sqlalchemy.exc import IntegrityError
 
-from scrm import scoring
+from foundation.services import services
+from scrm import score_totals
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
 from welead.api.access import get_follower, require
@@ -107,5 +107,5 @@ def follower_score(openid: str):
         abort(400, "limit must be between 1 and 1000")
     with services().db.sessions() as session:
         follower = get_follower(session, openid)
-        out = scoring.explain(session, follower.id, limit=int(limit))
+        out = score_totals.explain(session, follower.id, limit=int(limit))
         return {"openid": follower.openid, "stage": follower.stage, **out}
