@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from wechat.api import OAClient, TokenCache, WeComClient
+from wechat.api import OAClient, WeComClient
+from wechat.transport import TokenCache
 from wechat.errors import NotSent, Unknown, WeChatAPIError
 from wechat.sandbox_state import SandboxControl
 
