@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import pytest
 
 from wechat.api import OAClient, WeComClient
-from wechat.transport import TokenCache
 from wechat.errors import NotSent, Unknown, WeChatAPIError
 from wechat.sandbox_state import SandboxControl
+from wechat.transport import TokenCache
 
 TPL = "message/template/send"
 
