@@ -36,10 +36,11 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import func, insert, literal, select  # noqa: E402
 
+from foundation.clock import utcnow  # noqa: E402
+from foundation.db import Database  # noqa: E402
 from scrm.delivery_models import Broadcast, Delivery  # noqa: E402
 from scrm.models import Follower, FollowerTag, Tag  # noqa: E402
-from wechat.sandbox import K, SandboxControl  # noqa: E402
-from welead.db import Database, utcnow  # noqa: E402
+from wechat.sandbox_state import K, SandboxControl  # noqa: E402
 from welead.embedded import EmbeddedRedis  # noqa: E402
 from welead.migrate import upgrade  # noqa: E402
 from welead.run import flask_argv, gunicorn_argv  # noqa: E402

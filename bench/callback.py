@@ -332,7 +332,7 @@ def count_interactions(database_url: str) -> int | None:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from welead.db import make_engine
+    from foundation.db import make_engine
 
     engine = make_engine(database_url)
     try:

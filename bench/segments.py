@@ -34,9 +34,9 @@ import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
+from foundation.db import Database  # noqa: E402
 from scrm import segments  # noqa: E402
 from scrm.playbook import store  # noqa: E402
-from welead.db import Database  # noqa: E402
 from welead.migrate import upgrade  # noqa: E402
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from foundation.services import services
 from foundation.telemetry import CALLBACK_SECONDS, CALLBACKS
 from handlers.dispatch import to_event
 from scrm.accept import Accepted, accept
@@ -23,7 +24,6 @@ from scrm.applier import wake
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
 from wechat.replies import Article, Reply, render
-from welead.app import services
 
 log = logging.getLogger("welead.callback")
 bp = Blueprint("callbacks", __name__)

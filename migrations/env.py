@@ -3,8 +3,8 @@
 from alembic import context
 
 import scrm.schema  # noqa: F401  (imports every model module so metadata is complete)
-from welead.config import Settings
-from welead.db import Base, make_engine
+from foundation.config import Settings
+from foundation.db import Base, make_engine
 
 config = context.config
 

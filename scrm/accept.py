@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from foundation.clock import utcnow
+from foundation.db import Database
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
-from welead.db import Database, utcnow
 
 SHARDS = 64  # followers are hashed into this many partitions; appliers lock whole partitions
 _I = Interaction.__table__

@@ -28,12 +28,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.db import Database
 from scrm import effects, playbook
 from scrm.ingest import Event, Visit
 from scrm.models import Follower, Interaction
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled
-from welead.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 

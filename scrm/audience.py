@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, create_engine, select
 from sqlalchemy.orm import Session
 
+from foundation.db import Database
 from scrm import segments
 from scrm.models import Follower
-from welead.db import Database
 
 SegmentError = segments.SegmentError
 

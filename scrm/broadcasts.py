@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from scrm import audience, deliveries, followers
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
+from scrm import audience, deliveries, delivery_queue, delivery_reads, followers
 from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, QUEUED, RUNNING, Broadcast, Delivery
 from scrm.message_templates import MASS, Library, TemplateError, render
 from scrm.models import Follower
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 PAGE = 1000  # followers read and inserted per fan-out transaction
 MASS_BATCH = 10_000  # openids per mass-send call (WeChat's maximum); mass calls are few a day
@@ -244,7 +244,7 @@ def resume(session: Session, broadcast_id: int) -> bool:
     if b.state != PAUSED:
         return False
     b.state, b.pause_reason, b.updated_at = RUNNING, None, utcnow()
-    deliveries.release_broadcast(session, b.id)
+    delivery_queue.release_broadcast(session, b.id)
     return True
 
 
@@ -255,13 +255,13 @@ def cancel(session: Session, broadcast_id: int) -> int | None:
         return None
     now = utcnow()
     b.state, b.updated_at, b.finished_at = CANCELLED, now, now
-    return deliveries.cancel_queued(session, b.id, now)
+    return delivery_queue.cancel_queued(session, b.id, now)
 
 
 def finish_if_done(session: Session, broadcast_id: int) -> bool:
     """running, fanned out and nothing queued or sending → done."""
     b = session.get(Broadcast, broadcast_id)
-    if b is None or b.state != RUNNING or b.fanned_out_at is None or deliveries.pending(session, b.id):
+    if b is None or b.state != RUNNING or b.fanned_out_at is None or delivery_queue.pending(session, b.id):
         return False
     now = utcnow()
     b.state, b.finished_at, b.updated_at = DONE, now, now
@@ -277,7 +277,7 @@ def unfinished(session: Session) -> list[tuple[int, bool]]:
 def status(session: Session, broadcast_id: int) -> dict[str, Any]:
     """Counts per state, progress, why rows were skipped, and why it paused (the breaker says so here)."""
     b = get(session, broadcast_id)
-    counts = deliveries.counts(session, b.id)
+    counts = delivery_reads.counts(session, b.id)
     final = sum(n for state, n in counts.items() if state in FINAL)
     return {
         "id": b.id,
@@ -295,8 +295,8 @@ def status(session: Session, broadcast_id: int) -> dict[str, Any]:
         "counts": counts,
         "finished": final,
         "progress": round(final / b.total, 4) if b.total else 0.0,
-        "retries": deliveries.retries(session, b.id),
-        "reasons": deliveries.reasons(session, b.id),
+        "retries": delivery_reads.retries(session, b.id),
+        "reasons": delivery_reads.reasons(session, b.id),
         "error_budget": b.error_budget,
         "breaker_window": b.breaker_window,
         "created_by": b.created_by,

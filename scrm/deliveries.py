@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm import followers, guards
 from scrm.delivery_models import (
     BLOCKED,
-    CANCELLED,
     DELIVERED,
     ERROR,
     FAILED,
@@ -36,8 +37,6 @@ from scrm.delivery_models import (
 from scrm.ingest import Visit
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, render, request_body
 from scrm.models import Activity, Follower, Interaction
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 TIMELINE_STATES = (SENT, DELIVERED, FAILED, BLOCKED, ERROR, UNKNOWN, SKIPPED)
 FAILURE_STATES = (ERROR, UNKNOWN)
@@ -369,185 +368,3 @@ def job_finished(visit: Visit, msgid: str | None, status: str | None) -> int:
             detail=None if state == DELIVERED else status,
         )
     return len(rows)
-
-
-def push_ids(session: Session, job: str, ids: list[int], now: datetime) -> list[int]:
-    """Mark unassigned queued rows as pushed in `job`; returns the ids this caller got (a racing pump gets none)."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.state == QUEUED, Delivery.job.is_(None))
-        .values(job=job, pushed_at=now)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return list(session.scalars(stmt))
-
-
-def due(session: Session, now: datetime, limit: int, broadcast_id: int | None = None) -> list[tuple]:
-    """Queued rows with no job that may go now, in-doubt ones first: (id, channel, broadcast id, in doubt)."""
-    running = select(Broadcast.id).where(Broadcast.state == RUNNING)
-    query = (
-        select(Delivery.id, Delivery.channel, Delivery.broadcast_id, Delivery.in_doubt)
-        .where(Delivery.state == QUEUED, Delivery.job.is_(None))
-        .where(or_(Delivery.send_after.is_(None), Delivery.send_after <= now))
-        .where(or_(Delivery.broadcast_id.is_(None), Delivery.broadcast_id.in_(running)))
-    )
-    if broadcast_id is not None:
-        query = query.where(Delivery.broadcast_id == broadcast_id)
-    return [tuple(r) for r in session.execute(query.order_by(Delivery.in_doubt.desc(), Delivery.id).limit(limit))]
-
-
-def jobs_waiting(session: Session, pushed_before: datetime, limit: int, after: str = "") -> list[str]:
-    """Jobs that queued rows have waited on for a while, in job-name order from `after` (the pump walks them all
-    over successive runs and asks Redis whether they still exist)."""
-    query = (
-        select(Delivery.job)
-        .where(Delivery.state == QUEUED, Delivery.job > after, Delivery.pushed_at < pushed_before)
-        .distinct()
-        .order_by(Delivery.job)
-        .limit(limit)
-    )
-    return [j for j in session.scalars(query) if j]
-
-
-def unassign(session: Session, jobs: list[str]) -> int:
-    """Queued rows of lost jobs lose their job: the next pump pushes them in new ones."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.job.in_(jobs), Delivery.state == QUEUED)
-        .values(job=None, pushed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount
-
-
-def in_flight(session: Session, older_than: datetime, limit: int) -> list[tuple[int, str | None]]:
-    """Rows in `sending` for a while: (id, job); the pump checks their job's heartbeat."""
-    query = select(Delivery.id, Delivery.job).where(Delivery.state == SENDING, Delivery.updated_at < older_than)
-    return [(r[0], r[1]) for r in session.execute(query.order_by(Delivery.id).limit(limit))]
-
-
-def recover(session: Session, ids: list[int], now: datetime) -> int:
-    """Rows whose worker died mid-send: queued again and in doubt (resent only under the same client_msg_id)."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.state == SENDING)
-        .values(
-            state=QUEUED,
-            in_doubt=True,
-            job=None,
-            pushed_at=None,
-            send_after=None,
-            updated_at=now,
-            reason="worker_lost",
-            detail="its worker stopped mid-send",
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount
-
-
-# --- reading --------------------------------------------------------------------------------------------------------
-
-
-def serialize(row: Delivery) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "key": row.key,
-        "openid": row.openid,
-        "channel": row.channel,
-        "template": row.template,
-        "broadcast": row.broadcast_id,
-        "source": row.source,
-        "state": row.state,
-        "reason": row.reason,
-        "detail": row.detail,
-        "error_code": row.error_code,
-        "msgid": row.msgid,
-        "attempts": row.attempts,
-        "retries": row.retries,
-        "payload": row.payload,
-        "send_after": followers.iso(row.send_after),
-        "created_at": followers.iso(row.created_at),
-        "sent_at": followers.iso(row.sent_at),
-        "done_at": followers.iso(row.done_at),
-        "updated_at": followers.iso(row.updated_at),
-    }
-
-
-def page(
-    session: Session,
-    *,
-    follower_id: int | None = None,
-    state: str | None = None,
-    broadcast_id: int | None = None,
-    before: int | None = None,
-    limit: int = 50,
-) -> tuple[list[dict], int | None]:
-    """Newest first, keyset-paged by id (`next` is the `before` of the next page)."""
-    query: Select = select(Delivery)
-    for column, value in (
-        (Delivery.follower_id, follower_id),
-        (Delivery.state, state),
-        (Delivery.broadcast_id, broadcast_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if before is not None:
-        query = query.where(Delivery.id < before)
-    rows = list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [serialize(r) for r in rows], (rows[-1].id if more and rows else None)
-
-
-def counts(session: Session, broadcast_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Delivery.state, func.count()).where(Delivery.broadcast_id == broadcast_id).group_by(Delivery.state)
-    )
-    return {state: int(n) for state, n in rows}
-
-
-def reasons(session: Session, broadcast_id: int) -> dict[str, dict[str, int]]:
-    """Why rows did not get through, per state: {"skipped": {"frequency_cap": 12}, "error": {...}}."""
-    rows = session.execute(
-        select(Delivery.state, Delivery.reason, func.count())
-        .where(Delivery.broadcast_id == broadcast_id, Delivery.state.in_((BLOCKED, SKIPPED, ERROR, UNKNOWN, FAILED)))
-        .group_by(Delivery.state, Delivery.reason)
-    )
-    out: dict[str, dict[str, int]] = {}
-    for state, reason, n in rows:
-        out.setdefault(state, {})[reason or "unspecified"] = int(n)
-    return out
-
-
-def retries(session: Session, broadcast_id: int) -> int:
-    return int(session.scalar(select(func.sum(Delivery.retries)).where(Delivery.broadcast_id == broadcast_id)) or 0)
-
-
-def cancel_queued(session: Session, broadcast_id: int, now: datetime) -> int:
-    stmt = (
-        update(Delivery)
-        .where(Delivery.broadcast_id == broadcast_id, Delivery.state == QUEUED)
-        .values(state=CANCELLED, reason="cancelled", job=None, updated_at=now, done_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount
-
-
-def release_broadcast(session: Session, broadcast_id: int) -> int:
-    """On resume: the broadcast's queued rows lose their (finished) jobs so they are pushed again."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.broadcast_id == broadcast_id, Delivery.state == QUEUED, Delivery.job.is_not(None))
-        .values(job=None, pushed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount
-
-
-def pending(session: Session, broadcast_id: int) -> bool:
-    found = session.scalar(
-        select(Delivery.id).where(Delivery.broadcast_id == broadcast_id, Delivery.state.in_((QUEUED, SENDING))).limit(1)
-    )
-    return found is not None

@@ -1,7 +1,7 @@
 """Outbound messages: one Delivery row per message to one follower, and the Broadcasts that fan them out.
 
 The delivery table is the source of truth for what was sent: RQ jobs only carry delivery ids, so a Redis restart
-or a killed worker loses nothing (the pump in tasks.send re-pushes what lost its job). The idempotency key is unique,
+or a killed worker loses nothing (the pump in tasks.pump re-pushes what lost its job). The idempotency key is unique,
 so the same message (broadcast id + openid, rule + interaction, an API caller's key) can never become two rows.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from welead.db import Base, BigId, Json, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base, BigId, Json
 
 # Delivery states. queued → sending → sent → delivered | failed is the happy path; the rest are terminal.
 QUEUED, SENDING, SENT, DELIVERED, FAILED = "queued", "sending", "sent", "delivered", "failed"

@@ -8,11 +8,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from foundation.clock import iso
+from scrm import score_totals
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
-
-
-def iso(at: datetime | None) -> str | None:
-    return at.isoformat(timespec="seconds") + "Z" if at else None
 
 
 def find(session: Session, openid: str) -> Follower | None:
@@ -33,10 +31,8 @@ def tag_names(session: Session, follower_ids: list[int]) -> dict[int, list[str]]
 
 
 def scores(session: Session, follower_ids: list[int]) -> dict[int, dict[str, float]]:
-    """Decayed score per model (imported here: scrm.scoring itself imports this module)."""
-    from scrm.scoring import totals
-
-    return totals(session, follower_ids)
+    """Decayed score per model."""
+    return score_totals.totals(session, follower_ids)
 
 
 def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any]]:

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from foundation.config import ROOT, ConfigError
 from scrm.delivery_models import BLOCKED, DELIVERED, SENDING, SENT, SKIPPED, Delivery
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE
 from scrm.models import Follower, Interaction
-from welead.config import ROOT, ConfigError
 
 # Inbound kinds that open WeChat's customer-service window: a message opens 48 h, an action opens a minute.
 MESSAGE_KINDS = ("text", "image", "voice", "video", "shortvideo", "location", "link")

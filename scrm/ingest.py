@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm import outbox
 from scrm.models import Activity, Follower, Rep
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from foundation.clock import utcnow
+from foundation.db import Base, BigId
+from foundation.sql import insert_ignore
 from scrm import outbox
 from scrm.models import Activity, Follower
 from scrm.playbook import store
 from scrm.playbook.compiled import CompiledRule
 from scrm.playbook.engine import ACTIONS, Quiet, Run
 from scrm.playbook.grammar import Step
-from welead.db import Base, BigId, utcnow
-from welead.sql import insert_ignore
 
 RUNNING, FINISHED, EXITED = "running", "finished", "exited"
 STEP_TASK = "journey.step"

@@ -1,6 +1,6 @@
 """The core tables: followers, their interactions (kept forever), timeline activity, tags, reps, outbox, API tokens.
 
-Times are naive UTC (see welead.db.utcnow). The interactions table is the big one: keyed by a unique dedup key so
+Times are naive UTC (see foundation.clock.utcnow). The interactions table is the big one: keyed by a unique dedup key so
 WeChat's retries collapse into one row, and indexed by (follower, time) for timelines.
 """
 
@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from welead.db import Base, BigId, Json, utcnow
+from foundation.clock import utcnow
+from foundation.db import Base, BigId, Json
 
 UNAPPLIED = text("applied_at IS NULL")
 FAILED = text("apply_error IS NOT NULL")

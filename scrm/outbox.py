@@ -1,22 +1,28 @@
 """The outbox: follow-up work committed with its cause, so a Redis outage or a crash loses nothing.
 
-Rows are pushed to RQ after commit (tasks.queue.push) and again by the sweeper when they look lost; the job id is
-derived from the row id and the job checks `done_at`, so a double push is harmless.
+Rows are announced after commit (`announce`: one RPUSH of their ids, which the dispatcher in every worker turns into
+RQ jobs with tasks.queue.push) and pushed again by the sweeper when they look lost; the job id is derived from the row
+id and the job checks `done_at`, so a double push is harmless. Announcing lives here, not in tasks/, so the callback
+path hands work on through the outbox without knowing how jobs are run.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
 from scrm.models import Outbox
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 LEASE = timedelta(seconds=180)  # longer than any job's RQ timeout
+READY = "welead:outbox:ready"  # the Redis list of announced row ids
+log = logging.getLogger(__name__)
 
 
 def add(
@@ -78,3 +84,15 @@ def finish(session: Session, outbox_id: int, error: str | None = None) -> None:
     values: dict[str, Any] = {"last_error": error} if error else {"done_at": utcnow(), "last_error": None}
     values["claimed_until"] = None
     session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
+
+
+def announce(connection: redis.Redis, outbox_ids: list[int]) -> bool:
+    """Tell the dispatchers about rows just committed; False (and a log line) when Redis is unreachable."""
+    if not outbox_ids:
+        return True
+    try:
+        connection.rpush(READY, *outbox_ids)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("outbox announce deferred to the sweeper (%d rows): %s", len(outbox_ids), exc)
+        return False
+    return True

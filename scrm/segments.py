@@ -18,7 +18,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from scrm import followers, scoring
+from foundation.clock import utcnow
+from scrm import followers, score_totals
 from scrm.followers import iso, tag_names
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.playbook import store
@@ -26,7 +27,6 @@ from scrm.playbook.grammar import DEFAULT_STAGES
 from scrm.playbook.models import FollowerScore, Segment
 from scrm.playbook.validate import path
 from scrm.scenes import PatternError, sql_match
-from welead.db import utcnow
 
 
 class SegmentError(ValueError):
@@ -169,7 +169,7 @@ def _tagged(patterns: list[str], dialect: str) -> ColumnElement[bool]:
 
 
 def _scored(model: str, bounds: Range, now: datetime) -> ColumnElement[bool]:
-    score = scoring.decayed_sql(now)
+    score = score_totals.decayed_sql(now)
     where: list[ColumnElement[bool]] = [FollowerScore.model == model]
     if bounds.min is not None:
         where.append(score >= bounds.min)
@@ -289,7 +289,7 @@ def export(session: Session, spec: Any, *, batch: int = 2000, now: datetime | No
     now = now or utcnow()
     book = store.active_book(session)
     model = book.primary_model if book else "engagement"
-    score = scoring.decayed_sql(now).label("score")
+    score = score_totals.decayed_sql(now).label("score")
     query = (
         select(Follower.id, Follower.openid, Follower.channel, Follower.subscribed, Follower.stage,
                Follower.owner_id, Follower.source, Follower.last_active_at, score)

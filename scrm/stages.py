@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from foundation.sql import insert_ignore
 from scrm.playbook.models import ScoreArm
-from welead.sql import insert_ignore
 
 _A = ScoreArm.__table__.c
 _FIRED = select(_A.threshold).where(_A.follower_id == bindparam("fid"), _A.model == bindparam("model"))

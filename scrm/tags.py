@@ -19,9 +19,10 @@ from sqlalchemy import BigInteger, DateTime, Engine, ForeignKey, bindparam, dele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from foundation.clock import utcnow
+from foundation.db import Base, BigId
+from foundation.sql import insert_ignore
 from scrm.models import FollowerTag, Tag
-from welead.db import Base, BigId, utcnow
-from welead.sql import insert_ignore
 
 MAX_NAME = 64
 

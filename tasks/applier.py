@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from foundation.clock import utcnow
 from foundation.telemetry import APPLIED, APPLY_LAG, BATCH_SECONDS, BATCH_SIZE
 from scrm.applier import BATCH, WAKE, Report, apply_batch
 from scrm.applier import TRANSIENT as DB_DOWN
-from tasks.queue import announce
-from welead.db import utcnow
+from scrm.outbox import announce
 
 if TYPE_CHECKING:
-    from welead.app import Services
+    from foundation.services import Services
 
 log = logging.getLogger(__name__)
 

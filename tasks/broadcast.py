@@ -13,12 +13,13 @@ from typing import Any
 import redis
 from rq import Queue
 
+from foundation.clock import utcnow
+from foundation.services import services
 from scrm import audience, broadcasts
+from tasks.pump import dead_jobs, push_jobs, push_pending
 from tasks.queue import QUEUE
 from tasks.ratelimit import Breaker, Heartbeat
-from tasks.send import dead_jobs, push_jobs, push_pending, rules
-from welead.app import services
-from welead.db import utcnow
+from tasks.send import rules
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from foundation.services import services
 from scrm import journeys
 from tasks.queue import push
 from tasks.registry import GiveUp, task
-from welead.app import services
 
 
 @task("journey.start")

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
+from foundation.services import services
 from scrm import followers
 from scrm.models import Activity, Follower, Interaction, Rep
 from tasks.ratelimit import TokenBucket
 from tasks.registry import GiveUp, RetryLater, task
 from tasks.wechat import wecom_client
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 

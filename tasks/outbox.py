@@ -9,12 +9,12 @@ import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from foundation.clock import utcnow
+from foundation.services import services
 from scrm import outbox
 from scrm.models import Outbox
 from tasks.queue import job_id, push
 from tasks.registry import TASKS, GiveUp, RetryLater, load_all
-from welead.app import services
-from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 

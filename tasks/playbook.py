@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from foundation.services import services
 from scrm.playbook import periodic
 from tasks.queue import push
-from welead.app import services
 
 
 def tick(batch: int = 500) -> dict[str, int]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from foundation.clock import utcnow
+from foundation.services import services
 from scrm.models import Follower
 from tasks.registry import GiveUp, RetryLater, task
 from tasks.wechat import oa_client
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import utcnow
 
 KEPT = ("subscribe_scene", "qr_scene", "qr_scene_str", "language", "subscribe_time", "tagid_list", "remark")
 

@@ -1,9 +1,9 @@
 """Pushing outbox rows to RQ; the job id is derived from the row, so pushing twice queues the same job, which runs
 once (tasks.outbox claims rows atomically).
 
-The callback path does not build RQ jobs itself: `announce` appends the new row ids to one Redis list (a single
-RPUSH, a fraction of RQ's enqueue cost) and the dispatcher thread in every worker turns them into jobs. Whatever is
-lost on the way (Redis down, a process killed) is found again by the sweeper, from the database.
+The callback path does not build RQ jobs itself: `scrm.outbox.announce` appends the new row ids to one Redis list (a
+single RPUSH, a fraction of RQ's enqueue cost) and the dispatcher thread in every worker turns them into jobs.
+Whatever is lost on the way (Redis down, a process killed) is found again by the sweeper, from the database.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 import redis
 from rq import Queue
 
+from scrm.outbox import READY
+
 log = logging.getLogger(__name__)
 
 QUEUE = "default"
 JOB_PREFIX = "outbox-"
-READY = "welead:outbox:ready"
 
 
 def job_id(outbox_id: int) -> str:
@@ -54,18 +55,6 @@ def push(connection: redis.Redis, outbox_ids: list[int]) -> bool:
         for oid in outbox_ids
     ]  # fmt: skip
     return enqueue_all(connection, calls, "the outbox sweeper")
-
-
-def announce(connection: redis.Redis, outbox_ids: list[int]) -> bool:
-    """Tell the dispatchers about rows just committed; False (and a log line) when Redis is unreachable."""
-    if not outbox_ids:
-        return True
-    try:
-        connection.rpush(READY, *outbox_ids)
-    except (redis.RedisError, OSError) as exc:
-        log.warning("outbox announce deferred to the sweeper (%d rows): %s", len(outbox_ids), exc)
-        return False
-    return True
 
 
 def dispatch_once(connection: redis.Redis, wait: float = 1.0, batch: int = 500) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +32,11 @@ class GiveUp(Exception):
 
 
 def load_all() -> None:
-    """Import every module that registers tasks (the worker calls this once at start)."""
-    import tasks.journey
-    import tasks.notify
-    import tasks.profile
-    import tasks.send  # noqa: F401
+    """Import every module of the tasks package, so each `@task` registers (the worker calls this once at start).
+
+    Discovered, not listed: a new task module is found without anyone remembering to add it here.
+    """
+    import tasks
+
+    for module in pkgutil.walk_packages(tasks.__path__, prefix="tasks."):
+        importlib.import_module(module.name)

@@ -22,14 +22,15 @@ from itertools import groupby
 
 from sqlalchemy import delete, exists, select, update
 
+from foundation.clock import utcnow
+from foundation.db import Database
+from foundation.services import services
 from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from scrm.scenes import compile_pattern
 from scrm.tags import TagRemoval
 from wechat.api import OAClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from welead.app import services
-from welead.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from foundation.services import services
 from wechat.api import OAClient, WeComClient
-from welead.app import services
 
 
 @cache

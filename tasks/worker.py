@@ -15,13 +15,13 @@ from flask import Flask
 from rq import SimpleWorker
 from rq.cron import CronScheduler
 
+from foundation.services import services
 from tasks.queue import QUEUE, dispatch_once
 from tasks.registry import load_all
-from welead.app import services
 
 log = logging.getLogger(__name__)
 
-PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.send.pump", 5)]
+PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.pump.pump", 5)]
 PERIODIC += [("tasks.playbook.tick", 60), ("tasks.tagsync.sync", 60)]  # inactive triggers, decay; WeChat tags
 
 

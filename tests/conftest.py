@@ -15,9 +15,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from foundation.config import Settings
 from tests.helpers import serve
 from welead.app import create_app
-from welead.config import Settings
 from welead.embedded import EmbeddedRedis
 from welead.migrate import upgrade
 

@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm.delivery_models import PENDING, Delivery
 from scrm.models import Follower, FollowerTag, Tag
-from tasks.send import pump
+from tasks.pump import pump
 from tasks.worker import run_worker
-from wechat.sandbox import SandboxControl
-from welead.db import utcnow
+from wechat.sandbox_state import SandboxControl
 
 # Tests must not depend on the hour they run at, nor wait for real backoffs and heartbeats.
 FAST = {

@@ -5,12 +5,14 @@ import json
 import pytest
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm import audience, broadcasts
 from scrm.delivery_models import Delivery
 from scrm.models import Follower
 from scrm.playbook.models import Segment
 from tasks.broadcast import fan_out
-from tasks.send import message_library, pump, run_batch
+from tasks.pump import pump
+from tasks.send import message_library, run_batch
 from tasks.worker import run_worker
 from tests.helpers import post
 from tests.messaging_kit import (
@@ -23,7 +25,6 @@ from tests.messaging_kit import (
     template_sends,
     with_messaging,
 )
-from welead.db import utcnow
 
 VIP = {"tag": "vip"}
 

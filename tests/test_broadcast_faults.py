@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from foundation.config import ROOT
 from scrm.delivery_models import Delivery
-from tasks.send import pump
+from tasks.pump import pump
 from tests.conftest import ENV_VARS
 from tests.helpers import running_url, serve
 from tests.messaging_kit import FAST, add_followers, drain, pending, rows, with_messaging
-from wechat.sandbox import K, SandboxControl
+from wechat.sandbox_state import K, SandboxControl
 from welead.app import create_app
-from welead.config import ROOT
 from welead.embedded import EmbeddedRedis
 
 RULES = {**FAST, "rate": 60.0, "batch": 10}

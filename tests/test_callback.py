@@ -212,7 +212,7 @@ def test_encrypted_without_key_configured_is_403(app, client):
 
 
 def test_database_down_is_503_and_nothing_written(app, client, tmp_path):
-    from welead.db import Database
+    from foundation.db import Database
 
     svc = app.extensions["welead"]
     healthy = svc.db

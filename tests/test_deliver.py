@@ -5,13 +5,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm.delivery_models import Delivery
 from scrm.models import Follower, Interaction, Rep
-from tasks.send import pump, rules
+from tasks.pump import pump
+from tasks.send import rules
 from tasks.worker import run_worker
 from tests.helpers import post
 from tests.messaging_kit import add_followers, drain, rows, sandbox, svc, template_sends, with_messaging
-from welead.db import utcnow
 
 
 @pytest.fixture

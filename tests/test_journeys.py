@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from foundation.clock import utcnow
 from scrm import journeys
 from scrm.journeys import JourneyRun
 from scrm.models import Outbox
 from scrm.playbook import store
 from tasks.worker import run_worker
 from tests.helpers import post
-from welead.db import utcnow
 
 _clock = itertools.count(int(time.time()) - 50_000)
 

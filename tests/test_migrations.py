@@ -4,7 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import scrm.schema  # noqa: F401
-from welead.db import Base, make_engine
+from foundation.db import Base, make_engine
 
 POSTGRES_ONLY = {"ix_followers_source_pattern", "ix_tags_name_pattern"}  # text_pattern_ops LIKE indexes
 

@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import select
 
+from foundation.clock import utcnow
 from scrm import outbox
 from scrm.models import Follower, Outbox, Rep
 from tasks.notify import PER_MINUTE, notify_rep
@@ -12,7 +13,6 @@ from tasks.registry import RetryLater
 from tasks.worker import run_worker
 from tests.helpers import post
 from tests.messaging_kit import rows, sandbox, svc, template_sends, with_messaging
-from welead.db import utcnow
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from scrm.models import Follower, Outbox
 from tasks.outbox import sweep
 from tasks.worker import run_worker
 from tests.helpers import interactions, pending_outbox, post, running_url
-from wechat.sandbox import unionid_for
+from wechat.sandbox_state import unionid_for
 
 
 @pytest.fixture

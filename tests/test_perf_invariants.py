@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select, update
 
-from scrm import scoring
+from scrm import score_totals, scoring
 from scrm.models import Follower
 from scrm.playbook.models import FollowerScore, ScoreEvent
 from scrm.scoring import CapSpec, Ledger
@@ -115,7 +115,7 @@ def test_ledger_matches_award_exactly(app, seed):
                 want = scoring.award(session, follower_id=one, dedup=f"a:{run}:{i}", **kw)
                 got = ledger.award(dedup=f"b:{run}:{i}", **kw)
                 assert got == want
-                assert ledger.current(model, now) == scoring.current(session, one, model, now)
+                assert ledger.current(model, now) == score_totals.current(session, one, model, now)
             ledger.flush()
             assert _totals(session, many) == _totals(session, one)
         events = select(ScoreEvent.points).order_by(ScoreEvent.id)
@@ -139,4 +139,4 @@ def test_ledger_folds_into_a_total_changed_behind_it(app):
         ledger.award(points=5, dedup="x2", **kw)
         session.execute(update(FollowerScore).where(FollowerScore.follower_id == fid).values(value=100.0))
         ledger.flush()
-        assert scoring.current(session, fid, "m", T0) == 105
+        assert score_totals.current(session, fid, "m", T0) == 105

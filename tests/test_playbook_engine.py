@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from scrm import playbook, scoring, tags
+from scrm import playbook, score_totals, tags
 from scrm.accept import Accepted, accept
 from scrm.applier import drain
 from scrm.ingest import Event, Visit, rep_id
@@ -63,7 +63,7 @@ def state(db, fid: int, now: datetime = T0) -> dict:
             "tags": tags.names(session, fid),
             "stage": f.stage,
             "owner": f.owner_id,
-            "score": round(scoring.current(session, fid, "engagement", now), 3),
+            "score": round(score_totals.current(session, fid, "engagement", now), 3),
         }
 
 
@@ -396,5 +396,5 @@ def test_concurrent_events_for_one_follower_respect_caps(db):
     drain(db)
     with db.sessions() as session:
         fid = session.scalar(select(Follower.id).where(Follower.openid == "oC"))
-        assert scoring.current(session, fid, "engagement") == 30
-        assert scoring.current(session, fid, "fit") == 5
+        assert score_totals.current(session, fid, "engagement") == 30
+        assert score_totals.current(session, fid, "fit") == 5

@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 import redis
 
+from foundation.config import ConfigError
 from scrm.guards import SendRules, month_start, quiet_until
 from tasks.ratelimit import Breaker, DailyQuota, Heartbeat, TokenBucket
-from welead.config import ConfigError
 
 
 @pytest.fixture

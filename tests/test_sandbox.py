@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wechat.sandbox import OA_APIS, WECOM_APIS, SandboxControl, unionid_for
+from wechat.sandbox_apis import OA_APIS, WECOM_APIS
+from wechat.sandbox_state import SandboxControl, unionid_for
 
 OA = "/sandbox/oa/cgi-bin/"
 WECOM = "/sandbox/wecom/cgi-bin/"

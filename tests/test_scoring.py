@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from scrm import scoring
+from scrm import score_totals, scoring
 from scrm.models import Follower
 from scrm.playbook import store
 from scrm.playbook.models import FollowerScore
@@ -112,7 +112,7 @@ def test_awards_in_the_database_respect_caps_and_explain_the_total(app, cap, hal
                           interaction_id=None, dedup=f"{fid}:{i}", cap=cap,
                           now=T0 + timedelta(minutes=minute))  # fmt: skip
         end = T0 + timedelta(days=4)
-        explained = scoring.explain(session, fid, now=end)
+        explained = score_totals.explain(session, fid, now=end)
     given_points = [e["points"] for e in explained["events"]]
     if cap.once:
         assert len(given_points) <= 1
@@ -132,7 +132,7 @@ def test_dedup_key_gives_points_once(app):
         kw = {"follower_id": fid, "model": "m", "half_life": None, "points": 5, "rule": "r", "interaction_id": None}
         assert scoring.award(session, dedup="k", **kw) is not None
         assert scoring.award(session, dedup="k", **kw) is None
-        assert scoring.current(session, fid, "m") == 5
+        assert score_totals.current(session, fid, "m") == 5
 
 
 def test_totals_and_sql_decay_agree(app):
@@ -144,8 +144,8 @@ def test_totals_and_sql_decay_agree(app):
                           interaction_id=None, dedup=f"x{i}", now=T0 + timedelta(hours=hours))  # fmt: skip
     now = T0 + timedelta(days=5)
     with db.sessions() as session:
-        python = scoring.totals(session, [fid], now)[fid]["m"]
-        sql = session.scalar(select(scoring.decayed_sql(now)).where(FollowerScore.follower_id == fid))
+        python = score_totals.totals(session, [fid], now)[fid]["m"]
+        sql = session.scalar(select(score_totals.decayed_sql(now)).where(FollowerScore.follower_id == fid))
     expected = sum(p * 0.5 ** ((120 - h) / 24) for p, h in [(10, 0), (20, 30), (-5, 50)])
     assert python == pytest.approx(expected, abs=0.01) and sql == pytest.approx(expected, rel=1e-9)
 
@@ -164,8 +164,8 @@ def test_changing_a_half_life_rebases_the_totals(app):
         row = session.get(FollowerScore, (fid, "engagement"))
         assert row.half_life == DAY
         now = T0 + timedelta(days=9)
-        assert scoring.current(session, fid, "engagement", now) == pytest.approx(8 * 0.25 + 8 * 0.5**9, rel=1e-6)
+        assert score_totals.current(session, fid, "engagement", now) == pytest.approx(8 * 0.25 + 8 * 0.5**9, rel=1e-6)
     with db.transaction() as session:  # a playbook without decay: the plain sum
         store.load(session, "models: {engagement: {}}")
     with db.sessions() as session:
-        assert scoring.current(session, fid, "engagement") == pytest.approx(16.0)
+        assert score_totals.current(session, fid, "engagement") == pytest.approx(16.0)

@@ -11,6 +11,7 @@ from wechatpy.utils import check_signature
 from wechatpy.work import parse_message as parse_work_message
 from wechatpy.work.crypto import WeChatCrypto as WorkCrypto
 
+from foundation.config import Settings
 from tests.helpers import drain
 from wechat.simulate import (
     KINDS,
@@ -23,7 +24,6 @@ from wechat.simulate import (
     read_reply,
     sign,
 )
-from welead.config import Settings
 
 # wechatpy tests/test_crypto.py
 V_TOKEN = "123456"

@@ -1,8 +1,8 @@
 import time
 
+from foundation.config import SANDBOX_TOKEN
 from tests.helpers import drain
 from wechat.envelope import signature
-from welead.config import SANDBOX_TOKEN
 
 
 def _plain(client, xml: str, token: str = SANDBOX_TOKEN):

@@ -14,8 +14,9 @@ from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from tasks.tagsync import sync
 from tests.helpers import post
-from wechat.menu import MenuError, menu_cli, read_menu
-from wechat.sandbox import SandboxControl
+from wechat.menu import MenuError, read_menu
+from wechat.sandbox_state import SandboxControl
+from welead.cli_wechat import menu_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNCED = """

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from foundation.config import ROOT
 from scrm.message_templates import TemplateError, library, load_file, parse, render
 from tests.messaging_kit import add_followers, with_messaging
-from welead.config import ROOT
 
 GOOD = {"kind": "service", "template_id": "TPL_1", "fields": {"thing1": "{{ data.name }}", "time2": "10:00"}}
 

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from wechat.api import OAClient, TokenCache, WeComClient
+from wechat.api import OAClient, WeComClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError
-from wechat.sandbox import SandboxControl
+from wechat.sandbox_state import SandboxControl
+from wechat.transport import TokenCache
 
 TPL = "message/template/send"
 

@@ -1,247 +1,29 @@
-"""Outbound calls to the WeChat OA and WeCom APIs: wechatpy underneath, tokens shared in Redis, errors typed.
+"""Outbound calls to the WeChat OA and WeCom APIs: one typed method per API WeLead uses.
 
-wechatpy's clients are kept for their request building, with four things changed:
-- every path, the token URL included, hangs under the configured API base (the sandbox or the real host);
-- the access token lives in Redis, shared by all processes; one process refreshes it under a lock, the others wait
-  and reread (two processes refreshing in turn would invalidate each other's token);
-- a refused token (40001/40014/42001) is invalidated (only if no one replaced it yet) and the call retried once,
-  never more (wechatpy's auto_retry loops without a cap);
-- failures surface as `wechat.errors` types, so a sender knows whether resending is safe.
+wechatpy's clients are kept for their request building; how they are called (API base, the token shared in Redis,
+one retry on a refused token, typed errors) is wechat.transport.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import redis
-import requests
-import wechatpy
-import wechatpy.work
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProxyError
-from wechatpy.exceptions import WeChatClientException
 
-from wechat.errors import NotSent, Unknown, WeChatAPIError, WeChatError
-from welead.config import Settings
+from wechat.errors import WeChatAPIError
+from wechat.settings import WeChatSettings
+from wechat.transport import OAWeChatPy, TokenCache, WorkWeChatPy
 
-log = logging.getLogger(__name__)
-
-TOKEN_KEY = "welead:wechat:token"
 TAG_BATCH = 50  # tags/members/batchtagging takes at most 50 openids a call
 QR_MAX_EXPIRE = 2_592_000  # 30 days, the longest a temporary QR code lives
 ERR_TAG_EXISTS = 45157
-
-TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
-# Delete the cached token only if it is still the one that failed: another process may have refreshed it already.
-_COMPARE_AND_DELETE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-def transport_error(exc: requests.RequestException) -> NotSent | Unknown:
-    """Sort a requests failure by whether the request may have reached WeChat."""
-    if isinstance(exc, requests.ConnectTimeout) or _failed_to_connect(exc):
-        return NotSent(f"{type(exc).__name__}: {exc}")
-    return Unknown(f"{type(exc).__name__}: {exc}")
-
-
-def _failed_to_connect(exc: requests.RequestException) -> bool:
-    """Connection refused, DNS failure, connect timeout: urllib3 reports these as a MaxRetryError's reason.
-
-    Errors after the connection was made (reset, remote closed, TLS trouble) count as unknown: the request may have
-    been written already.
-    """
-    if not isinstance(exc, requests.ConnectionError) or not exc.args:
-        return False
-    reason = exc.args[0]
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    if isinstance(reason, ProxyError):  # could not reach the egress proxy: nothing went further
-        reason = reason.original_error
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _http_status_error(response: requests.Response | None) -> WeChatError:
-    """WeChat answers 200 even for errors: another status comes from a proxy or a wrong base URL."""
-    status = response.status_code if response is not None else 0
-    if status == 0 or status >= 500:
-        return Unknown(f"HTTP {status} from the API: the request may or may not have been processed")
-    return WeChatAPIError(status, f"HTTP {status} from {response.url if response is not None else 'the API'}")
-
-
-def api_error(exc: WeChatClientException) -> WeChatError:
-    if exc.errcode is None:  # wechatpy's wrapper around raise_for_status()
-        return _http_status_error(exc.response)
-    return WeChatAPIError(int(exc.errcode), str(exc.errmsg or ""))
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-class TokenCache:
-    """One access token per app for every process: kept in Redis, refreshed by one process at a time."""
-
-    MARGIN = 300  # refresh this long before WeChat's expiry: clocks and in-flight requests
-
-    def __init__(self, conn: redis.Redis, key: str, fetch: Callable[[], dict], wait: float) -> None:
-        self.redis = conn
-        self.key = key
-        self.lock_key = f"{key}:lock"
-        self.wait = wait  # how long a refresher may hold the lock, and how long the others wait for it
-        self._fetch = fetch
-        self._compare_and_delete = conn.register_script(_COMPARE_AND_DELETE)
-
-    def get(self) -> str:
-        """The cached token, or a fresh one when none is cached."""
-        try:
-            return self._cached() or self._refresh()
-        except redis.RedisError as exc:
-            raise NotSent(f"access token cache unavailable: {exc}") from exc
-
-    def invalidate(self, token: str) -> bool:
-        """Forget `token` after WeChat refused it, unless another process has replaced it meanwhile."""
-        try:
-            return bool(self._compare_and_delete(keys=[self.key], args=[token]))
-        except redis.RedisError as exc:
-            raise NotSent(f"access token cache unavailable: {exc}") from exc
-
-    def clear(self) -> None:
-        self.redis.delete(self.key)
-
-    def _cached(self) -> str | None:
-        value = self.redis.get(self.key)
-        return value.decode() if isinstance(value, bytes) else value
-
-    def _refresh(self) -> str:
-        lock = self.redis.lock(self.lock_key, timeout=self.wait, blocking_timeout=self.wait)
-        if not lock.acquire():
-            token = self._cached()
-            if token:
-                return token
-            raise NotSent("timed out waiting for another process to refresh the access token")
-        try:
-            return self._cached() or self._fetch_and_store()
-        finally:
-            try:
-                lock.release()
-            except redis.exceptions.LockError:  # held past its timeout: someone else may own it now
-                log.warning("token refresh lock %s expired while held", self.lock_key)
-
-    def _fetch_and_store(self) -> str:
-        answer = self._fetch()
-        token = str(answer["access_token"])
-        expires_in = int(answer.get("expires_in", 7200))
-        ttl = max(1, expires_in - min(self.MARGIN, expires_in // 5))
-        self.redis.set(self.key, token, ex=ttl)
-        log.info("fetched a new access token for %s (cached %ds)", self.key, ttl)
-        return token
-
-
-class _SharedToken:
-    """Mixed in front of a wechatpy client: shared token, one refresh-and-retry, typed errors, base URL."""
-
-    tokens: TokenCache
-    timeout: float
-    _http: requests.Session
-
-    def _share(self, api_base: str, conn: redis.Redis, key: str) -> None:
-        self.API_BASE_URL = api_base
-        # requests re-reads proxy and CA settings from the environment on every call (~10% of a worker's CPU per
-        # message); read them once here instead.
-        self._http.proxies.update(requests.utils.get_environ_proxies(api_base))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self._http.verify = bundle
-        self._http.trust_env = False
-        self.tokens = TokenCache(conn, key, self.fetch_access_token, wait=2 * float(self.timeout) + 2)
-
-    def fetch_access_token(self) -> dict:
-        raise NotImplementedError
-
-    @property
-    def access_token(self) -> str:
-        """wechatpy reads this for APIs that build their own URLs; our `_request` sets the token itself."""
-        return self.tokens.get()
-
-    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
-        """wechatpy's single entry point for API calls: add the shared token, retry once if it is refused."""
-        kwargs.setdefault("params", {})
-        token = self.tokens.get()
-        try:
-            return self._attempt(token, method, url_or_endpoint, kwargs)
-        except WeChatAPIError as exc:
-            if not exc.token_problem:
-                raise
-            log.info("access token refused (%s): refreshing once", exc.errcode)
-            self.tokens.invalidate(token)
-        return self._attempt(self.tokens.get(), method, url_or_endpoint, kwargs)
-
-    def _attempt(self, token: str, method: str, url_or_endpoint: str, kwargs: dict[str, Any]) -> Any:
-        kwargs["params"]["access_token"] = token
-        try:
-            result = super()._request(method, url_or_endpoint, **kwargs)  # type: ignore[misc]
-        except WeChatClientException as exc:
-            raise api_error(exc) from exc
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from exc
-        if isinstance(result, requests.Response):  # wechatpy hands back what it cannot parse as JSON
-            raise Unknown(f"{url_or_endpoint}: the answer is not JSON")
-        return result
-
-    def _get_token(self, endpoint: str, params: dict[str, str]) -> dict:
-        """GET the token endpoint under the API base. The real message is not sent yet, so failures are NotSent."""
-        try:
-            response = self._http.get(f"{self.API_BASE_URL}{endpoint}", params=params, timeout=self.timeout)
-        except TRANSPORT_ERRORS as exc:
-            raise NotSent(f"access token fetch failed: {type(exc).__name__}: {exc}") from exc
-        if not response.ok:
-            raise NotSent(f"access token fetch failed: HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError as exc:
-            raise NotSent("access token fetch failed: the answer is not JSON") from exc
-        if not isinstance(answer, dict):
-            raise NotSent("access token fetch failed: the answer is not a JSON object")
-        errcode = int(answer.get("errcode", 0) or 0)
-        if errcode:
-            raise WeChatAPIError(errcode, str(answer.get("errmsg", "")))
-        if not answer.get("access_token"):
-            raise NotSent("access token fetch failed: no access_token in the answer")
-        return answer
-
-
-class _OAWeChatPy(_SharedToken, wechatpy.WeChatClient):
-    def __init__(self, settings: Settings, conn: redis.Redis, timeout: float) -> None:
-        super().__init__(settings.wechat_app_id, settings.wechat_app_secret, timeout=timeout, auto_retry=False)
-        self._share(settings.wechat_api_base, conn, f"{TOKEN_KEY}:oa:{settings.wechat_app_id}")
-
-    def fetch_access_token(self) -> dict:
-        params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
-        return self._get_token("token", params)
-
-
-class _WorkWeChatPy(_SharedToken, wechatpy.work.WeChatClient):
-    def __init__(self, settings: Settings, conn: redis.Redis, timeout: float) -> None:
-        super().__init__(settings.wecom_corp_id, settings.wecom_secret, timeout=timeout, auto_retry=False)
-        key = f"{TOKEN_KEY}:wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}"
-        self._share(settings.wecom_api_base, conn, key)
-
-    def fetch_access_token(self) -> dict:
-        return self._get_token("gettoken", {"corpid": self.corp_id, "corpsecret": self.secret})
 
 
 def _template_data(data: dict[str, Any]) -> dict[str, dict]:
@@ -271,8 +53,8 @@ def showqrcode_url(ticket: str) -> str:
 class OAClient:
     """The Official Account API calls WeLead makes. `raw` is the wechatpy client (same token, same errors)."""
 
-    def __init__(self, settings: Settings, conn: redis.Redis, *, timeout: float | None = None) -> None:
-        self.raw = _OAWeChatPy(settings, conn, timeout or settings.http_timeout)
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, *, timeout: float | None = None) -> None:
+        self.raw = OAWeChatPy(settings, conn, timeout or settings.http_timeout)
 
     @property
     def tokens(self) -> TokenCache:
@@ -371,8 +153,8 @@ def _invalid_users(answer: dict) -> list[str]:
 class WeComClient:
     """The WeCom API calls WeLead makes (app messages to reps, contact ways, external contacts)."""
 
-    def __init__(self, settings: Settings, conn: redis.Redis, *, timeout: float | None = None) -> None:
-        self.raw = _WorkWeChatPy(settings, conn, timeout or settings.http_timeout)
+    def __init__(self, settings: WeChatSettings, conn: redis.Redis, *, timeout: float | None = None) -> None:
+        self.raw = WorkWeChatPy(settings, conn, timeout or settings.http_timeout)
         self.agent_id = int(settings.wecom_agent_id)
 
     @property

@@ -15,16 +15,10 @@ to 128 bytes, view URLs up to 256 bytes. `flask wechat menu check FILE` validate
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import yaml
-from flask.cli import AppGroup
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from welead.app import services
 
 
 def _bytes(limit: int, what: str):
@@ -108,39 +102,3 @@ def read_menu(text: str) -> Menu:
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
             problems.append(f"{where or '(top)'}: {str(err['msg']).removeprefix('Value error, ')}")
         raise MenuError("\n".join(problems)) from None
-
-
-menu_cli = AppGroup("menu", help="The Official Account's custom menu.")
-
-
-def _load(file: Path) -> Menu:
-    try:
-        return read_menu(file.read_text(encoding="utf-8"))
-    except MenuError as exc:
-        raise click.ClickException(f"invalid menu {file}:\n{exc}") from None
-
-
-@menu_cli.command("check")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check(file: Path) -> None:
-    """Validate FILE and print the JSON that would be sent."""
-    click.echo(json.dumps(_load(file).wechat(), ensure_ascii=False, indent=2))
-
-
-@menu_cli.command("push")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def push(file: Path) -> None:
-    """Replace the OA menu with FILE (menu/create)."""
-    from wechat.api import OAClient
-    from wechat.errors import WeChatError
-
-    body = _load(file).wechat()
-    svc = services()
-    client = OAClient(svc.settings, svc.redis_slow)
-    try:
-        client.create_menu(body)
-    except WeChatError as exc:
-        raise click.ClickException(f"menu/create failed: {exc}") from None
-    finally:
-        client.close()
-    click.echo(f"menu pushed: {len(body['button'])} buttons")

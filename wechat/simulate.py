@@ -20,7 +20,7 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto as OACrypto
 from wechatpy.work.crypto import WeChatCrypto as WorkCrypto
 
-from welead.config import Settings
+from wechat.settings import WeChatSettings
 
 Channel = Literal["oa", "wecom"]
 Fields = dict[str, Any]
@@ -182,7 +182,7 @@ def _ticket() -> str:
     return "gQ" + secrets.token_urlsafe(40)
 
 
-def _oa_message(kind: str, settings: Settings, o: Fields) -> Fields:
+def _oa_message(kind: str, settings: WeChatSettings, o: Fields) -> Fields:
     head: Fields = {
         "ToUserName": o.get("to_user") or OA_ORIGINAL_ID,
         "FromUserName": o.get("openid") or DEFAULT_OPENID,
@@ -197,7 +197,7 @@ def _oa_message(kind: str, settings: Settings, o: Fields) -> Fields:
 # --- WeCom payloads ---------------------------------------------------------------------------------------------------
 
 
-def _wecom_message(kind: str, settings: Settings, o: Fields) -> Fields:
+def _wecom_message(kind: str, settings: WeChatSettings, o: Fields) -> Fields:
     head: Fields = {"ToUserName": settings.wecom_corp_id}
     created = int(o.get("create_time") or time.time())
     userid = o.get("userid") or DEFAULT_USERID
@@ -220,7 +220,7 @@ def _wecom_message(kind: str, settings: Settings, o: Fields) -> Fields:
     return fields
 
 
-def build_message(kind: str, settings: Settings, **options: Any) -> Fields:
+def build_message(kind: str, settings: WeChatSettings, **options: Any) -> Fields:
     """The plaintext callback fields, in WeChat's order. Raises ValueError for an unknown kind or missing option."""
     unknown = set(options) - OPTIONS
     if unknown:
@@ -245,15 +245,15 @@ def _encrypt(crypto: OACrypto | WorkCrypto, plaintext: str, nonce: str, timestam
     return envelope["Encrypt"], envelope["MsgSignature"]
 
 
-def oa_crypto(settings: Settings) -> OACrypto:
+def oa_crypto(settings: WeChatSettings) -> OACrypto:
     return OACrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id)
 
 
-def wecom_crypto(settings: Settings) -> WorkCrypto:
+def wecom_crypto(settings: WeChatSettings) -> WorkCrypto:
     return WorkCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
 
 
-def _oa_envelope(settings: Settings, fields: Fields, timestamp: str, nonce: str) -> tuple[dict[str, str], bytes]:
+def _oa_envelope(settings: WeChatSettings, fields: Fields, timestamp: str, nonce: str) -> tuple[dict[str, str], bytes]:
     xml = to_xml(fields)
     query = {
         "signature": sign(settings.wechat_token, timestamp, nonce),
@@ -268,13 +268,15 @@ def _oa_envelope(settings: Settings, fields: Fields, timestamp: str, nonce: str)
     return query, to_xml({"ToUserName": fields["ToUserName"], "Encrypt": encrypted}).encode()
 
 
-def _wecom_envelope(settings: Settings, fields: Fields, timestamp: str, nonce: str) -> tuple[dict[str, str], bytes]:
+def _wecom_envelope(
+    settings: WeChatSettings, fields: Fields, timestamp: str, nonce: str
+) -> tuple[dict[str, str], bytes]:
     encrypted, msg_signature = _encrypt(wecom_crypto(settings), to_xml(fields), nonce, timestamp)
     envelope = {"ToUserName": settings.wecom_corp_id, "AgentID": str(settings.wecom_agent_id), "Encrypt": encrypted}
     return {"msg_signature": msg_signature, "timestamp": timestamp, "nonce": nonce}, to_xml(envelope).encode()
 
 
-def build_callback(kind: str, settings: Settings, **options: Any) -> tuple[dict[str, str], bytes]:
+def build_callback(kind: str, settings: WeChatSettings, **options: Any) -> tuple[dict[str, str], bytes]:
     """Query parameters and body of a POST callback of `kind`, signed (and encrypted) as WeChat/WeCom would.
 
     Options: openid, create_time, timestamp, nonce, scene, ticket, key, url, content, msg_id, status, total_count,
@@ -292,7 +294,7 @@ def build_callback(kind: str, settings: Settings, **options: Any) -> tuple[dict[
 
 def build_verification(
     channel: Channel,
-    settings: Settings,
+    settings: WeChatSettings,
     *,
     echostr: str | None = None,
     timestamp: str | None = None,
@@ -313,7 +315,7 @@ def build_verification(
     return {**query, "timestamp": timestamp, "nonce": nonce}, plain
 
 
-def read_reply(body: bytes | str, settings: Settings, channel: Channel) -> str:
+def read_reply(body: bytes | str, settings: WeChatSettings, channel: Channel) -> str:
     """The passive reply as plaintext: an encrypted envelope is checked (MsgSignature) and decrypted.
 
     Raises wechatpy's InvalidSignatureException (or InvalidAppIdException / InvalidCorpIdException) on a bad reply.

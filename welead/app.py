@@ -3,48 +3,12 @@
 from __future__ import annotations
 
 import logging
-from functools import cached_property
 
-import redis
 from apiflask import APIFlask
-from flask import current_app
 
-from welead.config import INSTANCE, Settings
-from welead.db import Database
-from welead.redisconn import connect, resolve_url
-
-
-class Services:
-    """What a request or a job needs, built once per process. Redis is connected on first use, so commands that
-    need only the database (`flask db upgrade`) run without one."""
-
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.settings = settings
-        self.db = db
-
-    @cached_property
-    def redis_url(self) -> str:
-        return resolve_url(self.settings.redis_url)
-
-    @cached_property
-    def redis(self) -> redis.Redis:
-        """Short timeouts: the callback path gives up fast and leaves the work to the outbox sweeper."""
-        return connect(self.redis_url, fast=True)
-
-    @cached_property
-    def redis_slow(self) -> redis.Redis:
-        """Ordinary timeouts: jobs and CLI commands."""
-        return connect(self.redis_url)
-
-    def close(self) -> None:
-        self.db.dispose()
-        for name in ("redis", "redis_slow"):
-            if name in self.__dict__:
-                self.__dict__[name].close()
-
-
-def services() -> Services:
-    return current_app.extensions["welead"]
+from foundation.config import INSTANCE, Settings
+from foundation.db import Database
+from foundation.services import EXTENSION, Services
 
 
 def create_app(settings: Settings | None = None) -> APIFlask:
@@ -65,7 +29,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    app.extensions["welead"] = Services(settings, Database(settings.database_url))
+    app.extensions[EXTENSION] = Services(settings, Database(settings.database_url))
     _register(app, settings)
     return app
 
@@ -84,7 +48,8 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(api)
     json_errors(app)
     if settings.sandbox:
-        from wechat.sandbox import bp as sandbox
+        from wechat.sandbox import mount
 
-        app.register_blueprint(sandbox)
+        svc = app.extensions[EXTENSION]
+        mount(app, settings=lambda: svc.settings, connection=lambda: svc.redis_slow)
     register_cli(app)

@@ -10,9 +10,9 @@ from apiflask import HTTPTokenAuth
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from foundation.db import Database
+from foundation.services import services
 from scrm.models import ApiToken
-from welead.app import services
-from welead.db import Database
 
 ROLES = ("admin", "marketer", "staff", "rep")
 auth = HTTPTokenAuth(scheme="Bearer", security_scheme_name="BearerAuth")

@@ -6,8 +6,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from welead.app import services
-from welead.config import INSTANCE
+from foundation.config import INSTANCE
+from foundation.services import services
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 tokens_cli = AppGroup("tokens", help="Admin API bearer tokens.")
@@ -71,10 +71,10 @@ def scheduler() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from wechat.cli import wechat_cli
     from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
     from welead.cli_playbook import playbook_cli, segment_cli
+    from welead.cli_wechat import wechat_cli
 
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli):

@@ -7,8 +7,8 @@ import signal
 
 import click
 
-from welead.app import services
-from welead.db import Database
+from foundation.db import Database
+from foundation.services import services
 
 
 @click.group("apply", invoke_without_command=True)

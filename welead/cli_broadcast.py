@@ -15,11 +15,11 @@ import click
 from flask.cli import AppGroup
 from tqdm import tqdm
 
+from foundation.services import services
 from scrm import broadcasts, deliveries
 from scrm.delivery_models import PAUSED, RUNNING
 from tasks import broadcast as broadcast_tasks
-from tasks import send
-from welead.app import services
+from tasks import pump, send
 
 broadcast_cli = AppGroup("broadcast", help="Broadcast a library message to a segment.")
 messages_cli = AppGroup("messages", help="The message library and the delivery pump.")
@@ -191,4 +191,4 @@ def check_cmd() -> None:
 @messages_cli.command("pump")
 def pump_cmd() -> None:
     """Run the delivery pump once (what the scheduler does every few seconds)."""
-    click.echo(json.dumps(send.pump()))
+    click.echo(json.dumps(pump.pump()))

@@ -13,10 +13,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
+from foundation.config import ROOT
+from foundation.services import services
 from scrm import segments
 from scrm.playbook import PlaybookError, parse, store
-from welead.app import services
-from welead.config import ROOT
 
 DEMO = ROOT / "playbooks" / "demo.yml"
 

@@ -7,7 +7,7 @@ import redis
 from flask import Blueprint, jsonify
 from sqlalchemy.exc import DBAPIError
 
-from welead.app import services
+from foundation.services import services
 from welead.metrics import applier_status
 
 bp = Blueprint("health", __name__)

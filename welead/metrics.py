@@ -17,11 +17,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
+from foundation.db import Database
+from foundation.services import services
 from scrm.applier import backlog
 from scrm.delivery_models import Delivery
 from scrm.models import Interaction, Outbox
-from welead.app import services
-from welead.db import Database
 
 bp = Blueprint("metrics", __name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from welead.config import ROOT
+from foundation.config import ROOT
 
 
 def alembic_config(url: str) -> Config:

@@ -32,9 +32,9 @@ from types import FrameType
 
 import redis
 
-from welead.config import INSTANCE, ROOT, ConfigError, Settings
+from foundation.config import INSTANCE, ROOT, ConfigError, Settings
+from foundation.redisconn import URL_FILE
 from welead.embedded import EmbeddedRedis
-from welead.redisconn import URL_FILE
 
 log = logging.getLogger("welead.run")
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrm.playbook.grammar import Condition, OnText, Playbook, Rule
+from scrm.playbook.grammar import Condition, Playbook, Rule
+from scrm.playbook.grammar_when import OnText
 from scrm.playbook.validate import PATTERN_FIELD
 from scrm.scenes import compile_pattern
 from scrm.scoring import half_life_seconds

@@ -17,12 +17,12 @@ from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from foundation.clock import utcnow
 from scrm import outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
 from scrm.playbook import conditions
 from scrm.playbook.compiled import Compiled, CompiledRule, Signal
 from scrm.playbook.grammar import Action, Condition
-from welead.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from foundation.clock import utcnow
+from foundation.db import Base, BigId, Json
 from scrm.models import Follower, FollowerTag, Tag
-from welead.db import Base, BigId, Json, utcnow
 
 
 class PlaybookVersion(Base):

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from scrm import scoring
+from foundation.clock import utcnow
+from foundation.sql import insert_ignore
+from scrm import score_totals, scoring
 from scrm.models import Follower
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.engine import Quiet, Run
 from scrm.playbook.models import FollowerScore, RuleFiring
-from welead.db import utcnow
-from welead.sql import insert_ignore
 
 
 @dataclass
@@ -79,7 +79,7 @@ def _inactive(
 def _demote(session: Session, book: Compiled, now: datetime, batch: int, outbox_ids: list[int]) -> int:
     """Move followers whose decayed score fell `margin` below their stage's threshold back (audited)."""
     margin, model = book.book.stages.margin, book.primary
-    score = func.coalesce(scoring.decayed_sql(now), 0.0)
+    score = func.coalesce(score_totals.decayed_sql(now), 0.0)
     joined = and_(FollowerScore.follower_id == Follower.id, FollowerScore.model == model)
     count = 0
     for stage in book.stages:

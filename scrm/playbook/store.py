@@ -14,13 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
-from scrm import scoring
-from scrm.followers import iso
+from foundation.clock import iso, utcnow
+from scrm import score_totals, scoring
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.grammar import Playbook
 from scrm.playbook.models import PlaybookVersion
 from scrm.playbook.validate import parse
-from welead.db import utcnow
 
 _CACHE: dict[str, Compiled] = {}
 _CACHE_MAX = 16
@@ -55,8 +54,8 @@ def load(session: Session, source: str, by: str | None = None, now: datetime | N
     session.flush()
     for name, model in book.models.items():
         half_life = scoring.half_life_seconds(model.half_life_days)
-        if scoring.needs_rebase(session, name, half_life):
-            scoring.rebase(session, name, half_life, now)
+        if score_totals.needs_rebase(session, name, half_life):
+            score_totals.rebase(session, name, half_life, now)
     return row
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from apiflask import Schema, abort
 from apiflask.fields import DateTime, Integer
 
+from foundation.services import services
 from scrm import followers
 from welead.api import bp
 from welead.api.access import get_follower, principal
-from welead.app import services
 from welead.auth import auth
 
 

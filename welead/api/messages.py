@@ -12,16 +12,16 @@ from apiflask import Schema, abort
 from apiflask.fields import Dict, Float, Integer, Raw, String
 from apiflask.validators import Length, OneOf, Range
 
-from scrm import broadcasts, deliveries, followers
+from foundation.clock import utcnow
+from foundation.services import services
+from scrm import broadcasts, deliveries, delivery_reads, followers
 from scrm.delivery_models import FINAL, PENDING, Delivery
 from scrm.message_templates import CHANNELS, TEMPLATE, TemplateError, render, request_body
 from tasks import broadcast as broadcast_tasks
-from tasks import send
+from tasks import pump, send
 from welead.api import bp
 from welead.api.access import get_follower, require
-from welead.app import services
 from welead.auth import auth
-from welead.db import utcnow
 
 STATES = (*PENDING, *FINAL)
 
@@ -140,13 +140,13 @@ def send_message(body: dict):
                 event=body["event"] or None,
                 job=job,
             )
-            out = deliveries.serialize(row)
+            out = delivery_reads.serialize(row)
     except deliveries.NotFound as exc:
         abort(404, str(exc))
     except TemplateError as exc:
         abort(422, str(exc))
     if created:
-        send.enqueue(out["id"], job)
+        pump.enqueue(out["id"], job)
     return out, 202 if created else 200
 
 
@@ -160,7 +160,7 @@ def list_deliveries(args: dict):
         follower_id = get_follower(session, args["openid"]).id if args["openid"] else None
         if who.role not in ("admin", "marketer") and follower_id is None:
             abort(403, "a rep token lists the deliveries of one of its leads: give its openid")
-        items, nxt = deliveries.page(
+        items, nxt = delivery_reads.page(
             session,
             follower_id=follower_id,
             state=args["state"],
@@ -180,7 +180,7 @@ def get_delivery(delivery_id: int):
         row = session.get(Delivery, delivery_id)
         if row is None:
             abort(404, f"no delivery {delivery_id}")
-        return deliveries.serialize(row)
+        return delivery_reads.serialize(row)
 
 
 @bp.post("/broadcasts")

@@ -11,11 +11,11 @@ from apiflask import abort
 from flask import request
 from sqlalchemy.exc import IntegrityError
 
-from scrm import scoring
+from foundation.services import services
+from scrm import score_totals
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
 from welead.api.access import get_follower, require
-from welead.app import services
 from welead.auth import auth
 
 BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."
@@ -107,5 +107,5 @@ def follower_score(openid: str):
         abort(400, "limit must be between 1 and 1000")
     with services().db.sessions() as session:
         follower = get_follower(session, openid)
-        out = scoring.explain(session, follower.id, limit=int(limit))
+        out = score_totals.explain(session, follower.id, limit=int(limit))
         return {"openid": follower.openid, "stage": follower.stage, **out}

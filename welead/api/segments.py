@@ -13,10 +13,10 @@ from apiflask.validators import Length
 from flask import request
 from sqlalchemy.orm import Session
 
+from foundation.services import services
 from scrm import segments
 from welead.api import bp
 from welead.api.access import require
-from welead.app import services
 from welead.auth import auth
 
 PREVIEW = (

@@ -1,9 +1,13 @@
 """`flask wechat ...`: protocol tools. `simulate` sends a signed (encrypted when configured) callback to a running
-WeLead, `verify` checks its URL verification. More subcommands (e.g. `menu push`) join `wechat_cli` from elsewhere.
+WeLead, `verify` checks its URL verification, `menu check|push` the OA custom menu.
+
+The protocol code is in wechat/ (simulate, menu, api); these commands only wire it to the app's settings and Redis.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,8 +15,11 @@ import requests
 from flask.cli import AppGroup
 from wechatpy.exceptions import WeChatException
 
+from foundation.services import services
+from wechat.api import OAClient
+from wechat.errors import WeChatError
+from wechat.menu import Menu, MenuError, read_menu
 from wechat.simulate import KINDS, Channel, build_callback, build_verification, callback_path, is_wecom, read_reply
-from welead.app import services
 
 wechat_cli = AppGroup("wechat", help="WeChat protocol tools: simulated callbacks, URL verification.")
 
@@ -104,10 +111,37 @@ def verify(channel: Channel, server: str | None, timeout: float) -> None:
     click.echo("verified")
 
 
-def _register_subgroups() -> None:
-    from wechat.menu import menu_cli
-
-    wechat_cli.add_command(menu_cli)
+menu_cli = AppGroup("menu", help="The Official Account's custom menu.")
 
 
-_register_subgroups()
+def _load(file: Path) -> Menu:
+    try:
+        return read_menu(file.read_text(encoding="utf-8"))
+    except MenuError as exc:
+        raise click.ClickException(f"invalid menu {file}:\n{exc}") from None
+
+
+@menu_cli.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check(file: Path) -> None:
+    """Validate FILE and print the JSON that would be sent."""
+    click.echo(json.dumps(_load(file).wechat(), ensure_ascii=False, indent=2))
+
+
+@menu_cli.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def push(file: Path) -> None:
+    """Replace the OA menu with FILE (menu/create)."""
+    body = _load(file).wechat()
+    svc = services()
+    client = OAClient(svc.settings, svc.redis_slow)
+    try:
+        client.create_menu(body)
+    except WeChatError as exc:
+        raise click.ClickException(f"menu/create failed: {exc}") from None
+    finally:
+        client.close()
+    click.echo(f"menu pushed: {len(body['button'])} buttons")
+
+
+wechat_cli.add_command(menu_cli)

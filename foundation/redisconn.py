@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from welead.config import INSTANCE
+from foundation.config import INSTANCE
 
 URL_FILE = INSTANCE / "redis.url"
 

@@ -7,7 +7,6 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,11 +20,6 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     pass
-
-
-def utcnow() -> datetime:
-    """Naive UTC: the one time representation stored, on SQLite and PostgreSQL alike."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def make_engine(url: str, *, immediate: bool = True, name: str = "welead") -> Engine:
