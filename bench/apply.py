@@ -182,6 +182,7 @@ class Statements:
     def __init__(self, db: Database) -> None:
         self.count = 0
         self.kinds: Counter[str] = Counter()
+        self.texts: Counter[str] = Counter()  # by the statement's first 110 characters (printed with --profile)
         self.on = False
         for engine in {db.engine, db.reader}:
             event.listen(engine, "before_cursor_execute", self._seen)
@@ -190,6 +191,7 @@ class Statements:
         if self.on:
             self.count += 1
             self.kinds[statement.lstrip().split(None, 1)[0].upper()] += 1
+            self.texts[" ".join(statement.split())[:110]] += 1
 
 
 def drain(db: Database, batch: int, statements: Statements, profile: Path | None) -> tuple[float, list[tuple]]:
@@ -247,6 +249,9 @@ def throughput(args: argparse.Namespace, url: str, label: str, redis_url: str) -
     seconds, batches = drain(db, args.batch, statements, profile)
     report_throughput(label, seconds, batches, statements, rows_written(db))
     if profile:
+        print("  most frequent statements:")
+        for sql, n in statements.texts.most_common(12):
+            print(f"    {n:>7,}  {sql}")
         print_profile(profile)
     db.dispose()
 
