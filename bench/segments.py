@@ -390,65 +390,56 @@ def inbound_docs(n: int, seed: int = 9) -> list[dict[str, str]]:
 
 
 def engine_bench(url: str, label: str, events: int) -> None:
-    """Three figures: matching alone (in memory); the engine (matching + actions with their SQL, timed inside
-    each callback's transaction); and whole callback transactions with and without the playbook.
+    """Two figures: matching alone (in memory), and the engine (matching + actions with their SQL) timed inside the
+    applier's batches; then the applier as a whole (scrm.applier.drain). The events are recorded first through the
+    request's path (scrm.accept.accept). bench/apply.py measures the applier in more detail.
     """
     import scrm.playbook.inbound as inbound
-    from handlers.dispatch import handler_for, has_follower, to_event
-    from scrm.ingest import process
+    from handlers.dispatch import to_event
+    from scrm.accept import accept
+    from scrm.applier import drain
     from wechat.inbound import to_inbound
 
-    msgs = [to_inbound("oa", d) for d in inbound_docs(events)]
+    evs = [to_event(to_inbound("oa", d)) for d in inbound_docs(events)]
     db = Database(url)
     statements = [0]
-    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
-
-    def effect(m):
-        handler = handler_for(m)
-        return (lambda visit: handler(visit, m)) if handler else None
-
-    def callbacks(batch) -> float:
-        started = time.perf_counter()
-        for m in batch:
-            process(db, to_event(m), effect(m), with_follower=has_follower(m))
-        return time.perf_counter() - started
-
-    half = len(msgs) // 2
-    bare = callbacks(msgs[:half])  # no playbook loaded yet: the pipeline's own cost (also warms up the followers)
-    bare_statements, statements[0] = statements[0], 0
+    for engine in {db.engine, db.reader}:
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
     with db.transaction() as session:
         store.load(session, playbook_200())
         compiled = store.active(session)
-    sigs = [inbound.signals(to_event(m)) for m in msgs[half:]]
+    for ev in evs:
+        accept(db, ev)
+    sigs = [inbound.signals(ev) for ev in evs]
     started = time.perf_counter()
     matched = sum(len(compiled.matches(s)) for ss in sigs for s in ss)
     matching = time.perf_counter() - started
     engine_time, original = [0.0], inbound.run
 
-    def timed_run(visit) -> None:
+    def timed_run(visit, book) -> None:
         started = time.perf_counter()
-        original(visit)
+        original(visit, book)
         engine_time[0] += time.perf_counter() - started
 
     inbound.run = timed_run
+    statements[0] = 0
     try:
-        full = callbacks(msgs[half:])
+        started = time.perf_counter()
+        applied = drain(db).applied
+        full = time.perf_counter() - started
     finally:
         inbound.run = original
-    full_statements = statements[0]
     with db.sessions() as session:
         counts = {t: session.scalar(sa.text(f"SELECT count(*) FROM {t}")) for t in
                   ("score_events", "activities", "follower_tags", "outbox")}  # fmt: skip
     db.dispose()
-    n = len(msgs) - half
+    n = len(evs)
     print(f"\n{label}: rules engine, 200-rule playbook, {n:,} inbound events from 2,000 followers "
           f"({matched / n:.2f} rules matched per event)")  # fmt: skip
     print(f"  matching only (signals -> rules, in memory):        {n / matching:>9,.0f} events/s")
-    print(f"  engine: matching + actions (SQL in the transaction): {n / engine_time[0]:>9,.0f} events/s")
-    print(f"  whole callback transaction, with the playbook:       {n / full:>9,.0f} events/s "
-          f"({full_statements / n:.1f} SQL statements per event)")  # fmt: skip
-    print(f"  whole callback transaction, no playbook loaded:      {half / bare:>9,.0f} events/s "
-          f"({bare_statements / half:.1f} SQL statements per event)")  # fmt: skip
+    print(f"  engine: matching + actions (SQL in the batch):       {n / engine_time[0]:>9,.0f} events/s")
+    print(f"  the applier, whole batches ({applied:,} applied):     {applied / full:>9,.0f} events/s "
+          f"({statements[0] / n:.1f} SQL statements per event)")  # fmt: skip
     print(f"  rows the rules wrote: {', '.join(f'{k} {v:,}' for k, v in counts.items())}")
 
 
