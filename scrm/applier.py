@@ -35,6 +35,7 @@ from scrm.ingest import Event, Visit
 from scrm.models import Follower, Interaction
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled
+from scrm.playbook.shared import Shared
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,12 @@ def _apply(session: Session, rows: list[Pending]) -> Report:
         return report
     followers = _followers(session, rows)
     books = _books(session, rows)
+    shared = Shared(session, [f.id for f in followers.values()], utcnow())
     marks = []
     for row in rows:
         follower = followers.get(row.event.openid) if row.event.has_follower else None
         visit = Visit(session, row.event, follower, row.id, row.decided)
+        visit.shared = shared
         try:
             effects.apply(visit)
             playbook.run(visit, books.get(row.version))
@@ -165,7 +168,7 @@ def _apply(session: Session, rows: list[Pending]) -> Report:
         report.outbox_ids += visit.outbox_ids
         report.received.append(row.received_at)
         marks.append({"iid": row.id, "fid": follower.id if follower else None})
-    session.flush()
+    shared.flush()
     now = utcnow()
     session.connection().execute(_MARK, [{**m, "done": now} for m in marks])
     report.applied = len(marks)

@@ -16,6 +16,7 @@ from foundation.clock import utcnow
 from foundation.sql import insert_ignore
 from scrm import outbox
 from scrm.models import Activity, Follower, Rep
+from scrm.playbook.shared import Shared
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Visit:
         self.answers: list[dict[str, Any]] = []  # replies the rules rendered again (the request already sent one)
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
         self.firing: str | None = None  # the rule being fired when an effect raised
+        self.shared: Shared | None = None  # what the applier batch's engine runs share
         if follower is not None and event.kind not in NOT_ACTIVITY:
             follower.last_active_at = max(follower.last_active_at or event.at, event.at)
 

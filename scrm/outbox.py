@@ -34,15 +34,8 @@ def add(
     run_after: datetime | None = None,
 ) -> int | None:
     """Queue work in the current transaction; with a `key`, the same work is queued once ever (None if it was)."""
-    stmt = insert_ignore(session, Outbox, ["key"]).values(
-        task=task,
-        args=args,
-        key=key,
-        created_at=utcnow(),
-        run_after=run_after,
-        attempts=0,
-    )
-    return session.scalar(stmt.returning(Outbox.id))
+    row = {"task": task, "args": args, "key": key, "created_at": utcnow(), "run_after": run_after, "attempts": 0}
+    return session.connection().execute(insert_ignore(session, Outbox, ["key"], "id"), row).scalar()
 
 
 def due(session: Session, limit: int = 500) -> list[tuple[int, datetime]]:

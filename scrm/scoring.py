@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Float, and_, bindparam, case, func, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.sql import insert_ignore
+
+if TYPE_CHECKING:
+    from scrm.score_caps import CapBook
 from scrm.playbook.models import FollowerScore, ScoreArm, ScoreEvent
 
 DAY = 86400.0
@@ -40,6 +43,12 @@ _LEDGER = union_all(
     select(_S.model, _S.value, _S.as_of, _S.half_life, null().label("threshold")).where(_S.follower_id == _FID),
     select(_A.model, null(), null(), null(), _A.threshold).where(_A.follower_id == _FID),
 )
+_FIDS = bindparam("fids", expanding=True)
+_LEDGERS = union_all(
+    select(_S.follower_id, _S.model, _S.value, _S.as_of, _S.half_life, null().label("threshold"))
+    .where(_S.follower_id.in_(_FIDS)),
+    select(_A.follower_id, _A.model, null(), null(), null(), _A.threshold).where(_A.follower_id.in_(_FIDS)),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +138,7 @@ def _fold(dialect: str) -> Any:
 
 
 @cache
-def _fold_exact(dialect: str) -> Any:
+def fold_exact(dialect: str) -> Any:
     """`_fold` for `Ledger.flush`: set the total computed in Python when the row is unchanged since it was read
     (`seen_*`), else fold the new points (`value` at `as_of`) into it; no RETURNING.
     """
@@ -238,21 +247,17 @@ class Ledger:
     The fired thresholds (`score_arms`) come with the totals, in the same statement.
     """
 
-    def __init__(self, session: Session, follower_id: int) -> None:
+    def __init__(self, session: Session, follower_id: int, caps: CapBook | None = None) -> None:
         self.session, self.follower_id = session, follower_id
+        self.caps = caps  # an applier batch's (scrm.score_caps): caps decided in memory, events inserted together
         self._totals: dict[str, _Total] | None = None
         self._fired: dict[str, set[float]] = {}
 
     def _load(self) -> dict[str, _Total]:
         if self._totals is None:
             self._totals = {}
-            for model, value, as_of, half_life, threshold in self.session.connection().execute(
-                _LEDGER, {"fid": self.follower_id}
-            ):
-                if threshold is None:
-                    self._totals[model] = _Total(value, as_of, half_life, (value, as_of))
-                else:
-                    self._fired.setdefault(model, set()).add(threshold)
+            for row in self.session.connection().execute(_LEDGER, {"fid": self.follower_id}):
+                self._take(*row)
         return self._totals
 
     def current(self, model: str, now: datetime) -> float:
@@ -276,7 +281,12 @@ class Ledger:
         now: datetime,
     ) -> Award | None:
         """As `award`, with the total kept here until `flush`."""
-        points = _record(self.session, self.follower_id, model, points, rule, interaction_id, dedup, cap, now)
+        given = None
+        if self.caps is not None:
+            given = self.caps.record(self.follower_id, model, points, rule, interaction_id, dedup, cap, now)
+        if given is None:
+            given = _record(self.session, self.follower_id, model, points, rule, interaction_id, dedup, cap, now)
+        points = given
         if points == 0:
             return None
         totals, ts = self._load(), epoch(now)
@@ -292,10 +302,38 @@ class Ledger:
         post = decayed(row.value, row.as_of, at, row.half_life)
         return Award(model, points, post - points * decay(at - ts, row.half_life), post)
 
+    @classmethod
+    def preload(cls, session: Session, follower_ids: list[int], caps: CapBook | None = None) -> dict[int, Ledger]:
+        """Ledgers for many followers, read in one statement (the applier's batch shares them across runs)."""
+        ledgers = {fid: cls(session, fid, caps) for fid in follower_ids}
+        for ledger in ledgers.values():
+            ledger._totals = {}
+        if not follower_ids:
+            return ledgers
+        for fid, model, value, as_of, half_life, threshold in session.connection().execute(
+            _LEDGERS, {"fids": follower_ids}
+        ):
+            ledgers[fid]._take(model, value, as_of, half_life, threshold)
+        return ledgers
+
+    def _take(self, model: str, value: float, as_of: float, half_life: float | None, threshold: float | None) -> None:
+        assert self._totals is not None
+        if threshold is None:
+            self._totals[model] = _Total(value, as_of, half_life, (value, as_of))
+        else:
+            self._fired.setdefault(model, set()).add(threshold)
+
     def flush(self) -> None:
         """Write the totals awards changed since the last flush (one statement)."""
+        rows = self.pending()
+        if rows:
+            conn = self.session.connection()
+            conn.execute(fold_exact(self.session.get_bind().dialect.name), rows[0] if len(rows) == 1 else rows)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The upsert parameters of the totals changed since the last flush, marked written."""
         if not self._totals:
-            return
+            return []
         rows = []
         for model, row in self._totals.items():
             if not row.given:
@@ -305,9 +343,7 @@ class Ledger:
                          "half_life": row.half_life, "final": row.value, "final_as_of": row.as_of,
                          "seen_value": seen_value, "seen_as_of": seen_as_of})  # fmt: skip
             row.given, row.seen = 0.0, (row.value, row.as_of)
-        if rows:
-            conn = self.session.connection()
-            conn.execute(_fold_exact(self.session.get_bind().dialect.name), rows[0] if len(rows) == 1 else rows)
+        return rows
 
 
 def half_life_seconds(days: float | None) -> float | None:

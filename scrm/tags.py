@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, ForeignKey, bindparam, delete, insert, select
+from sqlalchemy import BigInteger, DateTime, Engine, ForeignKey, bindparam, delete, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -58,8 +58,9 @@ _NAMES = select(_T.name).join_from(Tag.__table__, FollowerTag.__table__).where(_
 
 # Tag names known to exist, per engine (that is, per database and process). Nothing deletes or renames a tag, so
 # knowing that a tag exists lets `add` conclude "the follower had it" from a missed insert without asking again. A
-# database emptied under a running engine (only test fixtures do that, and they make a new app and engine) needs a
-# new engine.
+# name becomes known only when the transaction that saw it commits: a tag created by a transaction that rolled back
+# (an applier batch with a poison interaction) does not exist. A database emptied under a running engine (only test
+# fixtures do that, and they make a new app and engine) needs a new engine.
 _KNOWN: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 _KNOWN_MAX = 100_000
 
@@ -91,8 +92,23 @@ def tag_id(session: Session, name: str, *, create: bool = True) -> int | None:
         if found is None:  # created concurrently
             found = conn.execute(_ID, {"name": name}).scalar()
     if found is not None:
-        _known(session).add(name)
+        session.info.setdefault(_SEEN, set()).add(name)
     return found
+
+
+_SEEN = "welead.tags.seen"
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    seen = session.info.pop(_SEEN, None)
+    if seen:
+        _known(session).update(seen)
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_SEEN, None)
 
 
 @cache
@@ -139,3 +155,19 @@ def remove(session: Session, follower_id: int, name: str) -> Removed | None:
 
 def names(session: Session, follower_id: int) -> set[str]:
     return set(session.connection().execute(_NAMES, {"fid": follower_id}).scalars())
+
+
+_NAMES_OF = (
+    select(_FT.follower_id, _T.name)
+    .join_from(Tag.__table__, FollowerTag.__table__)
+    .where(_FT.follower_id.in_(bindparam("fids", expanding=True)))
+)
+
+
+def names_of(session: Session, follower_ids: list[int]) -> dict[int, set[str]]:
+    """Tag names of many followers in one statement; every id gets a set, empty when untagged."""
+    out: dict[int, set[str]] = {fid: set() for fid in follower_ids}
+    if follower_ids:
+        for fid, name in session.connection().execute(_NAMES_OF, {"fids": follower_ids}):
+            out[fid].add(name)
+    return out

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from foundation.config import Settings
 from tests.helpers import serve
@@ -29,6 +30,11 @@ ENV_VARS = [
     "WELEAD_MAX_BODY",
 ]  # fmt: skip
 ADMIN_TOKEN = "test-admin-token"
+
+# Property tests check correctness, not speed (speed is for bench/): no per-example deadline, which a loaded CI
+# machine would otherwise turn into flaky failures.
+hypothesis_settings.register_profile("welead", deadline=None)
+hypothesis_settings.load_profile("welead")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from scrm.models import Activity, Follower, Rep
 from scrm.playbook import conditions
 from scrm.playbook.compiled import Compiled, CompiledRule, Signal
 from scrm.playbook.grammar import Action, Condition
+from scrm.playbook.shared import Shared
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,12 @@ class Run:
         self._tags: set[str] | None = None
         self._locked = False
         self._notes: list[dict[str, Any]] = []
-        self.ledger = scoring.Ledger(self.session, self.follower.id)  # scores and fired thresholds, read once
+        self.shared: Shared | None = getattr(ctx, "shared", None)  # the applier batch's (scrm.playbook.shared)
+        if self.shared is not None:
+            self.ledger = self.shared.ledger(self.follower.id)
+            self._tags = self.shared.tag_set(self.follower.id)
+        else:  # scores and fired thresholds, read once
+            self.ledger = scoring.Ledger(self.session, self.follower.id)
 
     def emit(self, kind: str, **facts: Any) -> None:
         self.queue.append(Signal(kind, facts))
@@ -104,10 +110,13 @@ class Run:
         """
         with self.session.no_autoflush:
             self._drain()
-        self.ledger.flush()
-        if self._notes:
-            self.session.connection().execute(insert(Activity.__table__), self._notes)
-            self._notes = []
+        if self.shared is not None:  # written once for the whole batch
+            self.shared.notes += self._notes
+        else:
+            self.ledger.flush()
+            if self._notes:
+                self.session.connection().execute(insert(Activity.__table__), self._notes)
+        self._notes = []
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """A timeline entry, written with the run's others in one statement when the run ends."""

@@ -1,0 +1,47 @@
+"""Interactions the applier could not apply: list them, queue one again once the cause is fixed."""
+
+from __future__ import annotations
+
+from apiflask import Schema, abort
+from apiflask.fields import Integer
+
+from foundation.clock import iso
+from foundation.services import services
+from scrm import applier
+from welead.api import bp
+from welead.api.access import require
+from welead.auth import auth
+
+
+class FailedArgs(Schema):
+    after = Integer(load_default=0, metadata={"description": "the `next` cursor of the previous page"})
+    limit = Integer(load_default=100, metadata={"description": "1-500"})
+
+
+@bp.get("/interactions/failed")
+@bp.auth_required(auth)
+@bp.input(FailedArgs, location="query", arg_name="args")
+@bp.doc(
+    summary="Interactions whose effects failed",
+    description="Oldest first, with the error and the rule that was firing. Admin and marketer only.",
+)
+def list_failed(args: dict):
+    require("marketer")
+    limit = args["limit"]
+    if not 1 <= limit <= 500:
+        abort(400, "limit must be between 1 and 500")
+    with services().db.sessions() as session:
+        rows = applier.failures(session, limit, after=max(args["after"], 0))
+    items = [{**r, "at": iso(r["at"]), "applied_at": iso(r["applied_at"])} for r in rows]
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+@bp.post("/interactions/<int:interaction_id>/retry")
+@bp.auth_required(auth)
+@bp.doc(summary="Apply a failed interaction again", description="404 unless the interaction is a failed one.")
+def retry_failed(interaction_id: int):
+    require("marketer")
+    with services().db.transaction() as session:
+        if not applier.retry(session, interaction_id):
+            abort(404, f"interaction {interaction_id} is not a failed one")
+    return {"id": interaction_id, "queued": True}, 202
