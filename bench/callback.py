@@ -395,8 +395,10 @@ class App:
     note: list[str] | None = None
 
 
-def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir: Path) -> list[Result]:
-    """Warm-up (unmeasured, also sizes the max phase), then the target-rate phase, then the unthrottled phase."""
+def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir: Path, applier: bool = False
+            ) -> list[Result]:  # fmt: skip
+    """Warm-up (unmeasured, also sizes the max phase), then the target-rate phase, then the unthrottled phase. With
+    an applier, each measured phase starts once the backlog the previous one left is applied: a steady state."""
     results = []
     warm = run_wrk(args, server.port, builder.pool(args.warmup * 4000, workdir / f"{server.name}-warm.txt"),
                    args.warmup, 0, server.name, "warm-up")  # fmt: skip
@@ -404,14 +406,28 @@ def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir:
     n = math.ceil(args.rate * args.duration * 1.2) + 200
     print(f"  {server.name}: building {n} requests for the {args.rate:g} req/s phase", flush=True)
     pool = builder.pool(n, workdir / f"{server.name}-rate.txt")
+    if applier:
+        settle(args, server.port)
     results.append(run_wrk(args, server.port, pool, args.duration, args.rate, server.name, f"{args.rate:g} req/s"))
     n = min(args.max_pool, math.ceil(max(warm.rps, 100) * args.duration * 1.5) + 1000)
     if server.name == "bare":
         n = min(n, 20_000)  # the bare endpoint ignores what it is sent: replaying a smaller pool changes nothing
     print(f"  {server.name}: building {n} requests for the unthrottled phase", flush=True)
     pool = builder.pool(n, workdir / f"{server.name}-max.txt")
+    if applier:
+        settle(args, server.port)
     results.append(run_wrk(args, server.port, pool, args.duration, 0, server.name, "max"))
     return results
+
+
+def settle(args: argparse.Namespace, port: int) -> dict:
+    """Wait (up to --drain-timeout) until /healthz reports backlog 0; the last status."""
+    started = time.monotonic()
+    status = health(port)
+    while (status.get("backlog") or 0) > 0 and time.monotonic() - started < args.drain_timeout:
+        time.sleep(0.2)
+        status = health(port)
+    return status
 
 
 def measure_bare(args: argparse.Namespace, env: dict[str, str], builder: Builder, workdir: Path) -> list[Result]:
@@ -448,7 +464,7 @@ def measure_app(args: argparse.Namespace, app: App, base: dict[str, str], builde
             procs.append(applier(env, workdir, app.name))
         server.wait_ready(builder.probe())
         rows_before = scalar(database_url, "SELECT count(*) FROM interactions")
-        results = measure(args, server, builder, workdir)
+        results = measure(args, server, builder, workdir, app.with_applier)
         app.note = check(args, app, server.port, database_url, rows_before, results)
         return results
     finally:
@@ -467,9 +483,7 @@ def check(args: argparse.Namespace, app: App, port: int, database_url: str, rows
         notes.append(f"backlog when the unthrottled phase ended: {status.get('backlog')} "
                      f"(lag {status.get('lag_seconds')} s)")  # fmt: skip
         started = time.monotonic()
-        while (status.get("backlog") or 0) > 0 and time.monotonic() - started < args.drain_timeout:
-            time.sleep(0.2)
-            status = health(port)
+        status = settle(args, port)
         notes.append(f"backlog {status.get('backlog')} after {time.monotonic() - started:.1f} s; "
                      f"failed {status.get('failed')}")  # fmt: skip
     rows_after = scalar(database_url, "SELECT count(*) FROM interactions")
