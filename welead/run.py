@@ -1,8 +1,8 @@
 """`python -m welead.run` (what `make run` starts): one foreground supervisor for the whole local stack.
 
 It starts an embedded Redis when REDIS_URL is unset, migrates, loads the demo playbook, ensures the admin token, then
-runs gunicorn, the RQ worker and the scheduler as ordinary children in its own process group. A dead child is
-restarted with backoff; one that keeps dying stops everything with a non-zero exit. SIGTERM, SIGINT (Ctrl-C reaches
+runs gunicorn, the RQ worker, the scheduler and the applier as ordinary children in its own process group. A dead
+child is restarted with backoff; one that keeps dying stops everything with a non-zero exit. SIGTERM, SIGINT (Ctrl-C reaches
 the whole group) or SIGHUP stop everything it started, the embedded Redis last, in order: terminate, wait, kill.
 
 Why not honcho or supervisord: the contract is "no leftover processes", which needs the Redis child to outlive the
@@ -14,11 +14,9 @@ session of its own) becomes its child and is ended too; children also get SIGTER
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,9 +30,11 @@ from types import FrameType
 
 import redis
 
-from foundation.config import INSTANCE, ROOT, ConfigError, Settings
+from foundation.config import INSTANCE, ConfigError, Settings
 from foundation.redisconn import URL_FILE
+from welead.banner import banner
 from welead.embedded import EmbeddedRedis
+from welead.processes import PR_SET_CHILD_SUBREAPER, alive, children_of, popen, port_free, prctl, send_signal
 
 log = logging.getLogger("welead.run")
 
@@ -47,9 +47,6 @@ RESTART_WINDOW = 60.0
 MAX_DEATHS = 5  # this many deaths of one child inside RESTART_WINDOW stop the whole stack
 READY_TIMEOUT = 60.0
 POLL = 0.2
-
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 
 
 def web_workers(database_url: str = "") -> int:
@@ -84,77 +81,6 @@ def gunicorn_argv(app: str, bind: str, workers: int | None = None) -> list[str]:
 
 def flask_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_LINUX = sys.platform.startswith("linux")
-
-
-def _prctl(option: int, value: int) -> None:
-    if not _LINUX:
-        raise OSError(0, "prctl is Linux-only")
-    if _LIBC.prctl(option, value, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-
-
-def _die_with(parent: int) -> Callable[[], None]:
-    """preexec_fn: the child gets SIGTERM if the supervisor dies without cleaning up (SIGKILL, OOM)."""
-
-    def setup() -> None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
-def _popen(argv: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen:
-    """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads."""
-    preexec = _die_with(os.getpid()) if _LINUX else None
-    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=preexec, **kwargs)
-
-
-def _children_of(pid: int) -> list[int]:
-    """Direct children, from /proc (Linux): the only way to find orphans that were reparented to us."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        try:
-            return [int(p) for p in children.read_text().split()]
-        except OSError:
-            pass
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # the command name may contain spaces and parentheses: the fields after its last ")" are fixed
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def _port_free(port: int) -> bool:
-    """Checked before anything starts: otherwise gunicorn retries the bind, dies, and is restarted until we give up."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie; reaps it when it is our zombie."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:  # not our child (or already reaped): ask the kernel directly
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 @dataclass
@@ -216,11 +142,12 @@ class Supervisor:
     def run(self) -> int:
         self._install_signals()
         try:
-            _prctl(PR_SET_CHILD_SUBREAPER, 1)
+            prctl(PR_SET_CHILD_SUBREAPER, 1)
         except OSError as exc:  # not Linux: orphans go to init (gunicorn's workers still follow a dead master)
             log.warning("cannot become a child subreaper (%s)", exc)
         INSTANCE.mkdir(parents=True, exist_ok=True)
-        if not _port_free(self.settings.port):
+        self._metrics_dir()
+        if not port_free(self.settings.port):
             log.error("127.0.0.1:%d is in use (another `make run`?): stop it or set PORT", self.settings.port)
             return 1
         try:
@@ -234,6 +161,14 @@ class Supervisor:
             return self.exit_code
         finally:
             self._shutdown()
+
+    def _metrics_dir(self) -> None:
+        """Every child records its Prometheus samples in one directory, emptied at start, that /metrics sums."""
+        path = Path(self.env.get("PROMETHEUS_MULTIPROC_DIR") or INSTANCE / "metrics")
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):
+            old.unlink(missing_ok=True)
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
     def _start_redis(self) -> bool:
         if self.settings.redis_url:
@@ -289,7 +224,7 @@ class Supervisor:
         if self.stopping:
             return None
         log.info("running: flask %s", " ".join(args))
-        proc = _popen(flask_argv(*args), self.env, stdout=subprocess.PIPE if capture else None, text=True)
+        proc = popen(flask_argv(*args), self.env, stdout=subprocess.PIPE if capture else None, text=True)
         out = ""
         while True:
             if self.stopping:
@@ -319,7 +254,7 @@ class Supervisor:
         for name, argv in specs.items():
 
             def spawn(argv: list[str] = argv) -> subprocess.Popen:
-                return _popen(argv, self.env)
+                return popen(argv, self.env)
 
             child = Child(name, spawn)
             self.children.append(child)
@@ -396,46 +331,18 @@ class Supervisor:
             return None
 
     def _banner(self, token: str, health: int | None) -> None:
-        from sqlalchemy.engine import make_url
-
-        s = self.settings
-        local = f"http://127.0.0.1:{s.port}"
-        public = s.public_url
-        mode = "safe mode (AES)" if s.wechat_aes_key else "plaintext mode"
-        try:
-            db = make_url(s.database_url).render_as_string(hide_password=True)
-        except ValueError:
-            db = "(unparsable DATABASE_URL)"
-        redis_url = self.env.get("REDIS_URL", "")
         redis_note = f"embedded, announced in {INSTANCE.name}/redis.url" if self.redis else "from REDIS_URL"
-        rows = [
-            ("WeChat callback", f"{public}/wechat/callback  ({mode}, token {s.wechat_token!r})"),
-            ("WeCom callback", f"{public}/wecom/callback"),
-            ("Health", f"{local}/healthz  ({health if health is not None else 'not answering yet'})"),
-            ("API docs", f"{local}/api/v1/docs"),
-            ("OpenAPI", f"{local}/api/v1/openapi.json"),
-        ]
-        if s.sandbox:
-            rows.append(("Sandbox", f"{local}/sandbox/_control  (no WeChat credentials: WeChat API served here)"))
-            rows.append(("Sandbox log", f"{local}/sandbox/_control/sent  (what WeLead sent)"))
-        rows += [
-            ("Database", db),
-            ("Redis", f"{redis_url}  ({redis_note})"),
-            ("Admin token", token or "(none printed by `flask tokens ensure-admin`)"),
-        ]
-        width = max(len(k) for k, _ in rows) + 2
-        lines = [f"WeLead is running (supervisor pid {self.pid}); Ctrl-C or SIGTERM stops everything."]
-        lines += [f"  {k + ':':<{width}}{v}" for k, v in rows]
-        print("\n" + "\n".join(lines) + "\n", flush=True)
+        redis_line = f"{self.env.get('REDIS_URL', '')}  ({redis_note})"
+        print(banner(self.settings, self.pid, token, health, redis_line), flush=True)
 
     # ---- shutdown -----------------------------------------------------------------------------------------------
 
     def _reap_orphans(self) -> None:
         """Collect zombies of orphans reparented to us, so they do not pile up while we run."""
         known = self._known()
-        for pid in _children_of(self.pid):
+        for pid in children_of(self.pid):
             if pid not in known:
-                _alive(pid)
+                alive(pid)
 
     def _known(self) -> set[int]:
         return {c.proc.pid for c in [*self.children, self.redis_child] if c and c.proc}
@@ -458,25 +365,25 @@ class Supervisor:
                 p.wait()
 
     def _stop_orphans(self, exclude: set[int]) -> None:
-        pids = [pid for pid in _children_of(self.pid) if pid not in exclude and _alive(pid)]
+        pids = [pid for pid in children_of(self.pid) if pid not in exclude and alive(pid)]
         for pid in pids:
             log.info("terminating orphan pid %d", pid)
-            _signal(pid, signal.SIGTERM)
+            send_signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + TERM_TIMEOUT
         while pids and time.monotonic() < deadline and not self.force:
-            pids = [pid for pid in pids if _alive(pid)]
+            pids = [pid for pid in pids if alive(pid)]
             time.sleep(0.05)
         for pid in pids:
-            if _alive(pid):
-                _signal(pid, signal.SIGKILL)
-                _alive(pid)
+            if alive(pid):
+                send_signal(pid, signal.SIGKILL)
+                alive(pid)
 
     def _shutdown(self) -> None:
         """Apps first (they may still talk to Redis while finishing), then orphans, then Redis, then the URL file."""
         self.stopping = True
         procs = [c.proc for c in self.children if c.proc is not None]
         if procs:
-            log.info("stopping web, worker and scheduler")
+            log.info("stopping web, worker, scheduler and applier")
         self._stop_all(procs, grace=GROUP_GRACE if self.signalled else 0)
         redis_pid = self.redis_child.proc.pid if self.redis_child and self.redis_child.proc else -1
         self._stop_orphans(exclude={redis_pid})
@@ -492,11 +399,6 @@ class Supervisor:
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via http_proxy
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def main() -> int:

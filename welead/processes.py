@@ -1,0 +1,93 @@
+"""Linux process plumbing for the `make run` supervisor: children that die with it, orphans found through /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from foundation.config import ROOT
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LINUX = sys.platform.startswith("linux")
+
+
+def prctl(option: int, value: int) -> None:
+    if not _LINUX:
+        raise OSError(0, "prctl is Linux-only")
+    if _LIBC.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGTERM if the supervisor dies without cleaning up (SIGKILL, OOM)."""
+
+    def setup() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def popen(argv: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen:
+    """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads."""
+    preexec = die_with(os.getpid()) if _LINUX else None
+    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=preexec, **kwargs)
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children, from /proc (Linux): the only way to find orphans that were reparented to us."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            pass
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name may contain spaces and parentheses: the fields after its last ")" are fixed
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def port_free(port: int) -> bool:
+    """Checked before anything starts: otherwise gunicorn retries the bind, dies, and is restarted until we give up."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie; reaps it when it is our zombie."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:  # not our child (or already reaped): ask the kernel directly
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def send_signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
