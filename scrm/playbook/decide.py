@@ -81,14 +81,13 @@ def snapshot(conn: Connection, openid: str) -> Snapshot:
 
 
 def decide(conn: Connection, event: Event, now: datetime) -> Decision:
-    """The reply rules the event fires and the first reply among them, in the engine's order."""
+    """The reply rules the event fires, and the reply of the first of them in playbook order."""
     found = store.current(conn)
     if found is None:
         return Decision()
     version, book = found
     seen: Snapshot | None = None
-    fired: list[str] = []
-    reply: dict[str, Any] | None = None
+    fired: dict[str, tuple[CompiledRule, dict[str, Any]]] = {}
     for signal in signals(event):
         for rule, bound in book.matches(signal):
             if not rule.replies or rule.name in fired:
@@ -97,10 +96,10 @@ def decide(conn: Connection, event: Event, now: datetime) -> Decision:
                 seen = seen or snapshot(conn, event.openid)
                 if not _holds(book, rule, seen, now):
                     continue
-            fired.append(rule.name)
-            if reply is None:
-                reply = _answer(rule, {**signal.facts, **bound}, event.openid)
-    return Decision(version, tuple(fired), reply)
+            fired[rule.name] = (rule, {**signal.facts, **bound})
+    ordered = sorted(fired.values(), key=lambda hit: hit[0].order)
+    reply = next((r for r in (_answer(rule, facts, event.openid) for rule, facts in ordered) if r), None)
+    return Decision(version, tuple(r.name for r, _ in ordered), reply)
 
 
 def _holds(book: Compiled, rule: CompiledRule, seen: Snapshot, now: datetime) -> bool:
