@@ -94,8 +94,9 @@ class Report:
 class EffectFailed(Exception):
     """An interaction's effects raised: `rule` was firing (None: the kind's own effect)."""
 
-    def __init__(self, interaction_id: int, rule: str | None, cause: BaseException) -> None:
-        super().__init__(f"interaction {interaction_id}: {type(cause).__name__}: {cause}")
+    def __init__(self, interaction_id: int | None, rule: str | None, cause: BaseException) -> None:
+        where = f"interaction {interaction_id}" if interaction_id is not None else "the batch's writes"
+        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
         self.interaction_id, self.rule, self.cause = interaction_id, rule, cause
 
 
@@ -147,9 +148,22 @@ def _pending(row: Any) -> Pending:
 
 
 def _apply(session: Session, rows: list[Pending]) -> Report:
-    report = Report()
+    """Apply `rows` in the caller's transaction. Any failure but the database's becomes EffectFailed, naming the
+    interaction when it can be told (always, for a batch of one), so the caller can isolate it."""
     if not rows:
+        return Report()
+    try:
+        report = _apply_rows(session, rows)
+        session.flush()  # the followers' changes: a failure here is the batch's too
         return report
+    except (EffectFailed, *TRANSIENT):
+        raise
+    except Exception as exc:
+        raise EffectFailed(rows[0].id if len(rows) == 1 else None, None, exc) from exc
+
+
+def _apply_rows(session: Session, rows: list[Pending]) -> Report:
+    report = Report()
     followers = _followers(session, rows)
     books = _books(session, rows)
     shared = Shared(session, [f.id for f in followers.values()], utcnow())
@@ -163,7 +177,7 @@ def _apply(session: Session, rows: list[Pending]) -> Report:
             playbook.run(visit, books.get(row.version))
         except TRANSIENT:
             raise
-        except Exception as exc:
+        except Exception as exc:  # any other failure is this interaction's: isolate it
             raise EffectFailed(row.id, visit.firing, exc) from exc
         report.outbox_ids += visit.outbox_ids
         report.received.append(row.received_at)
