@@ -40,13 +40,17 @@ def _fail(exc: PlaybookError) -> click.ClickException:
 def _load(source: str, by: str) -> None:
     try:
         with services().db.transaction() as session:
+            same = store.unchanged(session, source) is not None
             row = store.load(session, source, by=by)
             version, name = row.version, row.name
     except PlaybookError as exc:
         raise _fail(exc) from None
     except IntegrityError:
         raise click.ClickException("another load happened at the same time; run it again") from None
-    click.echo(f"loaded playbook {name!r} as version {version} (now active)")
+    if same:
+        click.echo(f"unchanged: playbook {name!r} is already the active version {version}; nothing loaded")
+    else:
+        click.echo(f"loaded playbook {name!r} as version {version} (now active)")
 
 
 @playbook_cli.command("check")

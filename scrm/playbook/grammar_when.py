@@ -73,7 +73,9 @@ class Strict(BaseModel):
 
 def one_key(kinds: dict[str, str | None], what: str, value: Any, options: frozenset[str] = frozenset()) -> Any:
     """Normalise `{kind: shorthand}` to `{kind: {main_field: shorthand}}` and reject zero or several kinds."""
-    if isinstance(value, str) and value in kinds:
+    if isinstance(value, str):
+        if value not in kinds:  # `when: unsubscrib`: name the typo, as the long form does, not "expected a mapping"
+            raise ValueError(f"unknown {what} {value!r} (expected one of: {', '.join(kinds)})")
         value = {value: None}
     if not isinstance(value, dict):
         return value

@@ -36,10 +36,14 @@ def checksum(source: str) -> str:
 def load(session: Session, source: str, by: str | None = None, now: datetime | None = None) -> PlaybookVersion:
     """Validate and store `source` as the new active version, in the caller's transaction (all or nothing).
 
-    Raises PlaybookError and stores nothing when the text is invalid. A model whose half-life changed gets its
-    running totals recomputed from the score events, so scores stay exact.
+    Raises PlaybookError and stores nothing when the text is invalid. A text identical to the active version's is
+    valid and changes nothing: that version is returned as it is (`unchanged` tells the caller beforehand). A model
+    whose half-life changed gets its running totals recomputed from the score events, so scores stay exact.
     """
     book = parse(source)
+    same = unchanged(session, source)
+    if same is not None:
+        return same
     latest = session.execute(_LATEST).first()
     row = PlaybookVersion(
         version=(latest.version + 1) if latest else 1,
@@ -57,6 +61,14 @@ def load(session: Session, source: str, by: str | None = None, now: datetime | N
         if score_totals.needs_rebase(session, name, half_life):
             score_totals.rebase(session, name, half_life, now)
     return row
+
+
+def unchanged(session: Session, source: str) -> PlaybookVersion | None:
+    """The active version when `source` is exactly its text: loading it again would only add a duplicate version."""
+    latest = session.execute(_LATEST).first()
+    if latest is None or latest.checksum != checksum(source):
+        return None
+    return session.get(PlaybookVersion, latest.version)
 
 
 def active(session: Session) -> Compiled | None:

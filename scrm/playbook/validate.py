@@ -1,7 +1,9 @@
 """YAML text → a validated `Playbook`, or every problem at once, each naming its path and rule.
 
 Two passes: pydantic checks shapes and types; `_references` then checks what pydantic cannot see (models, stages,
-journeys and placeholders that must exist, thresholds in order, replies only where a reply is possible).
+journeys and placeholders that must exist, thresholds in order, replies only where a reply is possible). When the
+shapes are wrong somewhere, the second pass still runs over every section and rule that is well-formed on its own
+(`_salvage`), so a file's problems all show up in one go, not one pass at a time.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from scrm.playbook.grammar import Action, Condition, Playbook, Rule
+from scrm.playbook.grammar import Action, Condition, Journey, Playbook, Rule, Stages
 from scrm.scenes import compile_pattern
 
 
@@ -56,16 +59,76 @@ def parse(text: str) -> Playbook:
 
 
 def validate(data: Any) -> Playbook:
+    """A validated Playbook, or PlaybookError with every problem: shapes and references together."""
     if not isinstance(data, dict):
         raise PlaybookError(["(top): expected a mapping with rules, models, stages..."])
     try:
         book = Playbook.model_validate(data)
     except ValidationError as exc:
-        raise PlaybookError([_describe(err, data) for err in exc.errors()]) from None
-    problems = list(_references(book))
+        shapes = [_describe(err, data) for err in exc.errors()]
+        raise PlaybookError(shapes + list(_references(_salvage(data)))) from None
+    problems = list(_references(Parts.of(book)))
     if problems:
         raise PlaybookError(problems)
     return book
+
+
+@dataclass
+class Parts:
+    """What the reference checks look at. A name set is None when its section is malformed: not checked then."""
+
+    models: set[str] | None
+    stages: list[str] | None
+    journey_names: set[str] | None
+    stage_spec: Stages | None = None
+    rules: list[tuple[int, Rule]] = field(default_factory=list)
+    journeys: dict[str, Journey] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, book: Playbook) -> Parts:
+        stages = [s.name for s in book.stages.order]
+        return cls(set(book.models), stages, set(book.journeys), book.stages, list(enumerate(book.rules)),
+                   dict(book.journeys))  # fmt: skip
+
+
+def _salvage(data: dict[str, Any]) -> Parts:
+    """The well-formed parts of a playbook that failed its shape check, each validated on its own."""
+    default = Playbook()
+    models = data.get("models", default.models)
+    stage_spec = _valid(Stages, data.get("stages", {}))
+    raw_journeys = data.get("journeys", {})
+    parts = Parts(
+        models=set(models) if isinstance(models, dict) else None,
+        stages=[s.name for s in stage_spec.order] if stage_spec else _stage_names(data.get("stages")),
+        journey_names=set(raw_journeys) if isinstance(raw_journeys, dict) else None,
+        stage_spec=stage_spec,
+    )
+    rules = data.get("rules", [])
+    for i, raw in enumerate(rules if isinstance(rules, list) else []):
+        rule = _valid(Rule, raw)
+        if rule is not None:
+            parts.rules.append((i, rule))
+    for name, raw in (raw_journeys if isinstance(raw_journeys, dict) else {}).items():
+        journey = _valid(Journey, raw)
+        if journey is not None:
+            parts.journeys[str(name)] = journey
+    return parts
+
+
+def _valid(model: Any, raw: Any) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _stage_names(raw: Any) -> list[str] | None:
+    """Stage names from a malformed `stages` section, when its order still names them all."""
+    order = raw.get("order") if isinstance(raw, dict) else None
+    if not isinstance(order, list):
+        return None
+    names = [item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None for item in order]
+    return names if all(isinstance(n, str) for n in names) else None
 
 
 def path(loc: tuple[Any, ...]) -> str:
@@ -99,38 +162,45 @@ def _rule_hint(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 # --- references -------------------------------------------------------------------------------------------------
 
 
-def _references(book: Playbook) -> Iterator[str]:
-    models, stages = set(book.models), [s.name for s in book.stages.order]
-    yield from _stage_order(book)
-    if book.stages.model is not None and book.stages.model not in models:
-        yield f"stages.model: unknown model {book.stages.model!r}"
+def _unknown(value: str | None, names: set[str] | list[str] | None) -> bool:
+    """True when `value` is given and the section it refers to is known and lacks it."""
+    return value is not None and names is not None and value not in names
+
+
+def _references(parts: Parts) -> Iterator[str]:
+    yield from _stage_order(parts.stage_spec)
+    if parts.stage_spec is not None and _unknown(parts.stage_spec.model, parts.models):
+        yield f"stages.model: unknown model {parts.stage_spec.model!r}"
     seen: dict[str, int] = {}
-    for i, rule in enumerate(book.rules):
+    for i, rule in parts.rules:
         where = f"rules[{i}]"
         hint = f" (rule {rule.name!r})"
         if rule.name in seen:
             yield f"{where}.name: duplicate rule name {rule.name!r} (also rules[{seen[rule.name]}])"
         seen.setdefault(rule.name, i)
-        for problem in _rule(book, rule, where, models, stages):
+        for problem in _rule(parts, rule, where):
             yield problem + hint
-    for name, journey in book.journeys.items():
-        where = f"journeys.{name}"
-        if journey.exit_if is not None:
-            yield from _condition(book, journey.exit_if, f"{where}.exit_if", models, stages)
-        for j, step in enumerate(journey.steps):
-            if step.if_ is not None:
-                yield from _condition(book, step.if_, f"{where}.steps[{j}].if", models, stages)
-            for k, action in enumerate(step.do):
-                at = f"{where}.steps[{j}].do[{k}]"
-                if action.verb == "reply":
-                    yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
-                yield from _action(book, action, at, {"openid"}, models, stages)
+    for name, journey in parts.journeys.items():
+        yield from _journey(parts, journey, f"journeys.{name}")
 
 
-def _stage_order(book: Playbook) -> Iterator[str]:
+def _journey(parts: Parts, journey: Journey, where: str) -> Iterator[str]:
+    if journey.exit_if is not None:
+        yield from _condition(parts, journey.exit_if, f"{where}.exit_if")
+    for j, step in enumerate(journey.steps):
+        if step.if_ is not None:
+            yield from _condition(parts, step.if_, f"{where}.steps[{j}].if")
+        for k, action in enumerate(step.do):
+            at = f"{where}.steps[{j}].do[{k}]"
+            if action.verb == "reply":
+                yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
+            yield from _action(parts, action, at, {"openid"})
+
+
+def _stage_order(spec: Stages | None) -> Iterator[str]:
     names: set[str] = set()
     last: float | None = None
-    for i, stage in enumerate(book.stages.order):
+    for i, stage in enumerate(spec.order if spec else []):
         if stage.name in names:
             yield f"stages.order[{i}].name: duplicate stage {stage.name!r}"
         names.add(stage.name)
@@ -140,17 +210,17 @@ def _stage_order(book: Playbook) -> Iterator[str]:
             last = stage.at
 
 
-def _rule(book: Playbook, rule: Rule, where: str, models: set[str], stages: list[str]) -> Iterator[str]:
+def _rule(parts: Parts, rule: Rule, where: str) -> Iterator[str]:
     kind, spec = rule.when.kind, rule.when.spec
-    if kind == "score_crossed" and spec.model is not None and spec.model not in models:
+    if kind == "score_crossed" and _unknown(spec.model, parts.models):
         yield f"{where}.when.score_crossed.model: unknown model {spec.model!r}"
     if kind == "stage_changed":
-        for field in ("to", "from_"):
-            value = getattr(spec, field)
-            if value is not None and value not in stages:
-                yield f"{where}.when.stage_changed.{field.rstrip('_')}: unknown stage {value!r}"
+        for name in ("to", "from_"):
+            value = getattr(spec, name)
+            if _unknown(value, parts.stages):
+                yield f"{where}.when.stage_changed.{name.rstrip('_')}: unknown stage {value!r}"
     if rule.if_ is not None:
-        yield from _condition(book, rule.if_, f"{where}.if", models, stages)
+        yield from _condition(parts, rule.if_, f"{where}.if")
     bound = bindings(rule)
     for k, action in enumerate(rule.do):
         at = f"{where}.do[{k}]"
@@ -161,34 +231,32 @@ def _rule(book: Playbook, rule: Rule, where: str, models: set[str], stages: list
                 f"{at}.reply: the passive reply is decided when the message arrives, before {kind} can happen; "
                 "reply from the rule of the inbound event, or send a template"
             )
-        yield from _action(book, action, at, bound, models, stages)
+        yield from _action(parts, action, at, bound)
 
 
-def _condition(book: Playbook, cond: Condition, where: str, models: set[str], stages: list[str]) -> Iterator[str]:
-    for field in ("stage_at_least", "stage_below"):
-        value = getattr(cond, field)
-        if value is not None and value not in stages:
-            yield f"{where}.{field}: unknown stage {value!r}"
+def _condition(parts: Parts, cond: Condition, where: str) -> Iterator[str]:
+    for name in ("stage_at_least", "stage_below"):
+        value = getattr(cond, name)
+        if _unknown(value, parts.stages):
+            yield f"{where}.{name}: unknown stage {value!r}"
     for i, value in enumerate(cond.stage):
-        if value not in stages:
+        if _unknown(value, parts.stages):
             yield f"{where}.stage[{i}]: unknown stage {value!r}"
-    if cond.score is not None and cond.score.model is not None and cond.score.model not in models:
+    if cond.score is not None and _unknown(cond.score.model, parts.models):
         yield f"{where}.score.model: unknown model {cond.score.model!r}"
 
 
-def _action(
-    book: Playbook, action: Action, where: str, bound: set[str], models: set[str], stages: list[str]
-) -> Iterator[str]:
-    verb = action.verb
-    if verb == "score" and action.model is not None and action.model not in models:
-        yield f"{where}.model: unknown model {action.model!r} (models: {', '.join(sorted(models))})"
-    if verb == "stage" and action.stage not in stages:
-        yield f"{where}.stage: unknown stage {action.stage!r} (stages: {', '.join(stages)})"
-    if verb == "start_journey" and action.start_journey not in book.journeys:
+def _action(parts: Parts, action: Action, where: str, bound: set[str]) -> Iterator[str]:
+    verb, models, stages = action.verb, parts.models, parts.stages
+    if verb == "score" and _unknown(action.model, models):
+        yield f"{where}.model: unknown model {action.model!r} (models: {', '.join(sorted(models or []))})"
+    if verb == "stage" and _unknown(action.stage, stages):
+        yield f"{where}.stage: unknown stage {action.stage!r} (stages: {', '.join(stages or [])})"
+    if verb == "start_journey" and _unknown(action.start_journey, parts.journey_names):
         yield f"{where}.start_journey: unknown journey {action.start_journey!r}"
-    for field, text in templated(action):
+    for name, text in templated(action):
         for problem in placeholder_problems(text, bound):
-            yield f"{where}.{field}: {problem}"
+            yield f"{where}.{name}: {problem}"
 
 
 def templated(action: Action) -> Iterator[tuple[str, str]]:

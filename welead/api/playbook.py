@@ -46,19 +46,24 @@ def get_playbook():
 
 @bp.put("/playbook")
 @bp.auth_required(auth)
-@bp.doc(summary="Load a playbook", description=BODY + " Becomes the new active version (201); 422 lists problems.")
+@bp.doc(
+    summary="Load a playbook",
+    description=BODY + " Becomes the new active version (201, `unchanged: false`). A text identical to the active"
+    " version's is not stored again: 200 with that version and `unchanged: true`. 422 lists problems.",
+)
 def put_playbook():
     who = require("marketer")
     source = _source()
     try:
         with services().db.transaction() as session:
+            same = store.unchanged(session, source) is not None
             row = store.load(session, source, by=who.name)
-            out = store.describe(row, row.version)
+            out = {**store.describe(row, row.version), "unchanged": same}
     except PlaybookError as exc:
         _invalid(exc)
     except IntegrityError:
         abort(409, "another load happened at the same time; send it again")
-    return out, 201
+    return out, 200 if same else 201
 
 
 @bp.post("/playbook/check")
