@@ -36,16 +36,20 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
 def _register(app: APIFlask, settings: Settings) -> None:
     from handlers.views import bp as callbacks
+    from welead import apidocs
     from welead.api import bp as api
     from welead.api import json_errors
     from welead.cli import register_cli
     from welead.health import bp as health
+    from welead.landing import bp as landing
     from welead.metrics import bp as metrics
 
     app.register_blueprint(callbacks)
     app.register_blueprint(health)
+    app.register_blueprint(landing)
     app.register_blueprint(metrics)
     app.register_blueprint(api)
+    apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:
         from wechat.sandbox import mount
