@@ -23,8 +23,20 @@ from scrm.models import Follower
 SegmentError = segments.SegmentError
 
 
+def normalise(segment: Any) -> Any:
+    """A segment as stored on a broadcast: a query string or JSON text becomes its filter; a saved name stays a name.
+
+    The same forms as `flask segment count` (scrm.segments.parse_text), so one language works everywhere.
+    """
+    if isinstance(segment, str):
+        parsed = segments.parse_text(segment)
+        return parsed if isinstance(parsed, str) else segments.normalised(parsed)
+    return segment
+
+
 def resolve(session: Session, segment: Any) -> Any:
-    """The filter of `segment`: a saved segment's name (or id), or the filter itself."""
+    """The filter of `segment`: a saved segment's name (or id), a query string, or the filter itself."""
+    segment = normalise(segment)
     if isinstance(segment, str | int) and not isinstance(segment, bool):
         saved = segments.find(session, segment)
         if saved is None:

@@ -13,18 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.sql import insert_ignore
-from scrm import audience, deliveries, delivery_queue, delivery_reads, followers
+from scrm import audience, deliveries, delivery_queue, delivery_reads, followers, guards
 from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, QUEUED, RUNNING, Broadcast, Delivery
+from scrm.guards import SendRules
 from scrm.message_templates import MASS, Library, TemplateError, render
 from scrm.models import Follower
 
 PAGE = 1000  # followers read and inserted per fan-out transaction
 MASS_BATCH = 10_000  # openids per mass-send call (WeChat's maximum); mass calls are few a day
+RENDER_SAMPLE = 200  # followers a new broadcast's template is rendered for before anything is created
 
 
 class Conflict(RuntimeError):
@@ -76,12 +78,17 @@ def create(
     created_by: str | None = None,
     error_budget: float = 0.1,
     breaker_window: int = 200,
-) -> tuple[Broadcast, bool]:
-    """A running broadcast (fan-out pending), or the existing one with the same `key` (False: nothing new)."""
+) -> tuple[Broadcast, bool, list[str]]:
+    """A running broadcast (fan-out pending), or the existing one with the same `key` (False: nothing new), and the
+    warnings to show before anything is sent (some followers the template cannot render for, none subscribed).
+
+    Refused up front (InvalidBroadcast): an unknown template or channel, a bad or empty segment, a template that
+    renders for none of the followers checked.
+    """
     if key:
         found = session.scalar(select(Broadcast).where(Broadcast.key == key))
         if found is not None:
-            return found, False
+            return found, False, []
     try:
         tpl = lib.get(template)
     except TemplateError as exc:
@@ -89,8 +96,14 @@ def create(
     channel = channel or tpl.channels[0]
     if channel not in tpl.channels:
         raise InvalidBroadcast(f"{template!r} cannot go by {channel!r}: allowed {', '.join(tpl.channels)}")
+    segment = _stored(segment)
     where = _where(session, segment)
-    _dry_run(session, lib, template, channel, where, data)
+    size, subscribed = _sizes(session, where)
+    if size == 0:
+        raise InvalidBroadcast("segment: matches no followers, nothing to send (check it with `flask segment count`)")
+    warnings = _dry_run(session, lib, template, channel, where, data)
+    if subscribed == 0:
+        warnings.append(f"none of the {size} followers of the segment is subscribed: every delivery will be blocked")
     now = utcnow()
     new_id = _insert(
         session,
@@ -104,6 +117,7 @@ def create(
             "state": RUNNING,
             "cursor": 0,
             "total": 0,
+            "audience": size,
             "error_budget": error_budget,
             "breaker_window": breaker_window,
             "created_by": created_by,
@@ -112,21 +126,55 @@ def create(
         },
     )
     if new_id is None:  # a concurrent create with the same key won
-        return session.scalar(select(Broadcast).where(Broadcast.key == key)), False
-    return session.get(Broadcast, new_id), True
+        return session.scalar(select(Broadcast).where(Broadcast.key == key)), False, []
+    return session.get(Broadcast, new_id), True, warnings
 
 
-def _dry_run(session: Session, lib: Library, template: str, channel: str, where: Any, data: dict[str, Any]) -> None:
-    """Render for the segment's first follower now, so a missing data field fails the request, not 100k sends."""
-    first = session.scalar(select(Follower).where(where).order_by(Follower.id).limit(1))
-    if first is None:
-        return
-    shown = followers.serialize(session, [first])[0] if channel != MASS else {}
-    ctx = {"follower": shown, "event": {}, "data": data, "now": utcnow()}
+def _stored(segment: Any) -> Any:
+    """A query string or JSON text becomes its filter (the same forms as `flask segment count`)."""
     try:
-        render(lib.get(template), channel, ctx)
-    except TemplateError as exc:
-        raise InvalidBroadcast(f"{template!r} does not render for {first.openid}: {exc}") from None
+        return audience.normalise(segment)
+    except audience.SegmentError as exc:
+        raise InvalidBroadcast(f"segment: {exc}") from None
+
+
+def _sizes(session: Session, where: Any) -> tuple[int, int]:
+    """(followers, subscribed followers) of the segment, in one count."""
+    row = session.execute(
+        select(func.count(), func.sum(case((Follower.subscribed.is_(True), 1), else_=0))).where(where)
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def _sample(session: Session, where: Any, channel: str) -> list[Follower]:
+    """The segment's first and last followers by id (index reads, no scan): a mass text is the same for all."""
+    n = 1 if channel == MASS else RENDER_SAMPLE // 2
+    first = session.scalars(select(Follower).where(where).order_by(Follower.id).limit(n)).all()
+    last = session.scalars(select(Follower).where(where).order_by(Follower.id.desc()).limit(n)).all()
+    seen = {f.id: f for f in (*first, *reversed(last))}
+    return list(seen.values())
+
+
+def _dry_run(
+    session: Session, lib: Library, template: str, channel: str, where: Any, data: dict[str, Any]
+) -> list[str]:
+    """Render for a sample of the segment now, so missing data fails the request, not 100k sends; a template that
+    fails for some of them only is a warning (those deliveries end as error/render)."""
+    people = _sample(session, where, channel)
+    shown = followers.serialize(session, people) if channel != MASS else [{} for _ in people]
+    failed: list[tuple[str, str]] = []
+    for person, follower in zip(people, shown, strict=True):
+        try:
+            render(lib.get(template), channel, {"follower": follower, "event": {}, "data": data, "now": utcnow()})
+        except TemplateError as exc:
+            failed.append((person.openid, str(exc)))
+    if not failed:
+        return []
+    openid, error = failed[0]
+    if len(failed) == len(people):
+        raise InvalidBroadcast(f"{template!r} does not render for {openid}: {error}")
+    return [f"{template!r} does not render for {len(failed)} of the {len(people)} followers checked "
+            f"(first {openid}: {error}); their deliveries will end as error/render"]  # fmt: skip
 
 
 def batch_size(broadcast: Broadcast, batch: int) -> int:
@@ -297,12 +345,42 @@ def status(session: Session, broadcast_id: int) -> dict[str, Any]:
         "progress": round(final / b.total, 4) if b.total else 0.0,
         "retries": delivery_reads.retries(session, b.id),
         "reasons": delivery_reads.reasons(session, b.id),
+        "waiting_until": followers.iso(delivery_reads.waiting_until(session, b.id, utcnow())),
         "error_budget": b.error_budget,
         "breaker_window": b.breaker_window,
         "created_by": b.created_by,
         "created_at": followers.iso(b.created_at),
         "finished_at": followers.iso(b.finished_at),
     }
+
+
+DEFERRALS = {"quiet_hours": "quiet hours", "daily_quota": "the daily template quota"}
+
+
+def deferred(status: dict[str, Any]) -> bool:
+    """Fanned out, nothing in flight, and every queued row deferred for hours (quiet hours, quota): watching it
+    would show a bar at 0% until then."""
+    queued = status["counts"].get("queued", 0)
+    waiting = sum(n for reason, n in status["reasons"].get("queued", {}).items() if reason in DEFERRALS)
+    in_flight = status["counts"].get("sending", 0)
+    return status["fanned_out"] and queued > 0 and waiting == queued and not in_flight and bool(status["waiting_until"])
+
+
+def local_time(at: datetime, rules: SendRules) -> str:
+    """A naive UTC time as the marketer reads it: `08:00 Asia/Shanghai` (with the date when it is not today)."""
+    local, today = guards.local_now(rules, at), guards.local_now(rules, utcnow())
+    shown = local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%Y-%m-%d %H:%M")
+    return f"{shown} {rules.timezone}"
+
+
+def waiting_note(status: dict[str, Any], rules: SendRules) -> str | None:
+    """`waiting until 08:00 Asia/Shanghai (quiet hours)` for a running broadcast whose queued rows were deferred."""
+    queued = status["reasons"].get("queued", {})
+    if status["state"] != RUNNING or not status["waiting_until"] or not queued:
+        return None
+    reason = max(queued, key=lambda r: queued[r])
+    until = datetime.fromisoformat(status["waiting_until"].removesuffix("Z"))
+    return f"waiting until {local_time(until, rules)} ({DEFERRALS.get(reason, reason)})"
 
 
 def listing(session: Session, limit: int = 50) -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import iso
@@ -12,6 +13,7 @@ from scrm.delivery_models import (
     BLOCKED,
     ERROR,
     FAILED,
+    QUEUED,
     SKIPPED,
     UNKNOWN,
     Delivery,
@@ -76,17 +78,34 @@ def counts(session: Session, broadcast_id: int) -> dict[str, int]:
     return {state: int(n) for state, n in rows}
 
 
+NOT_THROUGH = (BLOCKED, SKIPPED, ERROR, UNKNOWN, FAILED)
+
+
 def reasons(session: Session, broadcast_id: int) -> dict[str, dict[str, int]]:
-    """Why rows did not get through, per state: {"skipped": {"frequency_cap": 12}, "error": {...}}."""
+    """Why rows did not get through, per state: {"skipped": {"frequency_cap": 12}, "queued": {"quiet_hours": 40}}.
+
+    Queued rows appear when they carry a reason (deferred by quiet hours or the daily quota, waiting for a retry):
+    a broadcast that waits says why instead of sitting at 0%.
+    """
+    waiting = and_(Delivery.state == QUEUED, Delivery.reason.is_not(None))
     rows = session.execute(
         select(Delivery.state, Delivery.reason, func.count())
-        .where(Delivery.broadcast_id == broadcast_id, Delivery.state.in_((BLOCKED, SKIPPED, ERROR, UNKNOWN, FAILED)))
+        .where(Delivery.broadcast_id == broadcast_id, or_(Delivery.state.in_(NOT_THROUGH), waiting))
         .group_by(Delivery.state, Delivery.reason)
     )
     out: dict[str, dict[str, int]] = {}
     for state, reason, n in rows:
         out.setdefault(state, {})[reason or "unspecified"] = int(n)
     return out
+
+
+def waiting_until(session: Session, broadcast_id: int, now: datetime) -> datetime | None:
+    """When the earliest deferred row of the broadcast may go (quiet hours, quota, backoff), or None."""
+    return session.scalar(
+        select(func.min(Delivery.send_after)).where(
+            Delivery.broadcast_id == broadcast_id, Delivery.state == QUEUED, Delivery.send_after > now
+        )
+    )
 
 
 def retries(session: Session, broadcast_id: int) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from foundation.clock import iso
 from scrm import score_totals
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
+from scrm.playbook import store
 
 
 def find(session: Session, openid: str) -> Follower | None:
@@ -35,16 +36,23 @@ def scores(session: Session, follower_ids: list[int]) -> dict[int, dict[str, flo
     return score_totals.totals(session, follower_ids)
 
 
+def stage_model(session: Session) -> str:
+    """The scoring model the active playbook's stages use: what `score` means in follower JSON and exports."""
+    book = store.active_book(session)
+    return book.primary_model if book else "engagement"
+
+
 def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any]]:
+    """Follower JSON: `score` is the stage model's decayed score (what moves the stage), `scores` every model's."""
     ids = [f.id for f in followers]
-    tags, score = tag_names(session, ids), scores(session, ids)
+    tags, score, model = tag_names(session, ids), scores(session, ids), stage_model(session)
     return [
         {
             "openid": f.openid,
             "channel": f.channel,
             "subscribed": f.subscribed,
             "tags": tags[f.id],
-            "score": round(sum(score.get(f.id, {}).values()), 2),
+            "score": score.get(f.id, {}).get(model, 0.0),
             "scores": score.get(f.id, {}),
             "stage": f.stage,
             "owner": f.owner_id,

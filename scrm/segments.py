@@ -9,10 +9,12 @@ follower and model); for a lower bound the stored value is a sound pre-filter, s
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from scrm import followers, score_totals
-from scrm.followers import iso, tag_names
+from scrm.followers import iso, stage_model, tag_names
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.playbook import store
 from scrm.playbook.grammar import DEFAULT_STAGES
@@ -121,6 +123,46 @@ def from_query(args: Mapping[str, Any] | Any) -> Filter:
     return parse_filter(spec)
 
 
+SYNTAX = """\b
+A segment is one of:
+  a query string   'tags_all=interest:pricing&stage=mql+&score=engagement:10..'
+  a JSON filter    '{"tags_any": ["vip"], "checked_in": "expo2026"}'
+  a saved segment  its name or id ('hot vips', 7)
+Keys: tags_all tags_any tags_none score=model:min..max stage (mql+ = mql and later)
+owner source subscribed active_after active_before checked_in did=kind:KEY did_since
+openids all (docs/segments.md)."""
+
+
+def parse_query(text: str) -> dict[str, list[str]]:
+    """A query string as written: `&`-separated `key=value`, %-escapes decoded, `+` kept as a plus (`stage=mql+`).
+
+    Form encoding reads `+` as a space, which turned `mql+` into `mql `; filters never need a space written as `+`
+    (write `%20`), so both the CLI and the API read `+` literally.
+    """
+    out: dict[str, list[str]] = {}
+    for part in text.lstrip("?").split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        out.setdefault(unquote(key), []).append(unquote(value))
+    return out
+
+
+def parse_text(text: str) -> Filter | str:
+    """What a marketer types for a segment: a JSON filter (`{...}`), a query string (has `=`), else a saved name."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return parse_filter(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise SegmentError(f"not valid JSON: {exc}") from None
+    if "=" in text:
+        return from_query(parse_query(text))
+    if not text:
+        raise SegmentError("an empty segment; see docs/segments.md")
+    return text
+
+
 def _scalar(key: str, value: str) -> Any:
     if key == "subscribed" or key == "all":
         if value.lower() not in ("true", "false", "1", "0"):
@@ -185,18 +227,31 @@ def _scored(model: str, bounds: Range, now: datetime) -> ColumnElement[bool]:
 
 
 def _stages(session: Session, names: list[str]) -> list[str]:
-    """Stage names, where `mql+` means mql and every stage after it in the active playbook's order."""
+    """Stage names, where `mql+` means mql and every stage after it in the active playbook's order.
+
+    An unknown stage is refused: it would count 0 and look like an answer.
+    """
     book = store.active_book(session)
     order = [s.name for s in book.stages.order] if book else [s["name"] for s in DEFAULT_STAGES]
     out: list[str] = []
     for name in names:
-        if name.endswith("+"):
-            if name[:-1] not in order:
-                raise SegmentError(f"stage: unknown stage {name[:-1]!r} (stages: {', '.join(order)})")
-            out += order[order.index(name[:-1]) :]
-        else:
-            out.append(name)
+        base = name.removesuffix("+")
+        if base not in order:
+            raise SegmentError(f"stage: unknown stage {base!r} (stages: {', '.join(order)})")
+        out += order[order.index(base) :] if name.endswith("+") else [base]
     return out
+
+
+def _check_models(session: Session, models: list[str]) -> None:
+    """Refuse a score model that is neither in the active playbook nor has any stored score (a typo counts 0)."""
+    book = store.active_book(session)
+    known = list(book.models) if book else ["engagement"]
+    for model in models:
+        if model in known:
+            continue
+        stored = session.scalar(select(FollowerScore.follower_id).where(FollowerScore.model == model).limit(1))
+        if stored is None:
+            raise SegmentError(f"score.{model}: unknown model {model!r} (models: {', '.join(known)})")
 
 
 def _did(did: Did, now: datetime) -> ColumnElement[bool]:
@@ -236,6 +291,7 @@ def _conditions(session: Session, f: Filter, now: datetime, dialect: str) -> Ite
         yield ~_tagged(f.tags_none, dialect)
     if f.checked_in is not None:
         yield _tagged([f"checkin:{f.checked_in}", f"checkin:{f.checked_in}:*"], dialect)
+    _check_models(session, list(f.score))
     for model, bounds in f.score.items():
         yield _scored(model, bounds, now)
     if f.stage:
@@ -281,29 +337,33 @@ def page(
     return followers.page(session, after, limit, owner, where(session, spec, now))
 
 
-EXPORT_COLUMNS = ("openid", "channel", "subscribed", "stage", "owner", "source", "score", "tags", "last_active_at")
+EXPORT_COLUMNS = (
+    "openid", "channel", "subscribed", "stage", "owner", "source", "score", "scores", "tags", "last_active_at",
+)  # fmt: skip
 
 
 def export(session: Session, spec: Any, *, batch: int = 2000, now: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Every follower of the segment, streamed with yield_per (server-side cursor on PostgreSQL): memory stays flat."""
+    """Every follower of the segment, streamed with yield_per (server-side cursor on PostgreSQL): memory stays flat.
+
+    `score` and `scores` mean what they mean in the follower JSON: the stage model's score, and every model's.
+    """
     now = now or utcnow()
-    book = store.active_book(session)
-    model = book.primary_model if book else "engagement"
-    score = score_totals.decayed_sql(now).label("score")
+    model = stage_model(session)
     query = (
         select(Follower.id, Follower.openid, Follower.channel, Follower.subscribed, Follower.stage,
-               Follower.owner_id, Follower.source, Follower.last_active_at, score)
-        .outerjoin(FollowerScore, and_(FollowerScore.follower_id == Follower.id, FollowerScore.model == model))
+               Follower.owner_id, Follower.source, Follower.last_active_at)
         .where(where(session, spec, now))
         .order_by(Follower.id)
         .execution_options(yield_per=batch)
     )  # fmt: skip
     for chunk in session.execute(query).partitions():
-        names = tag_names(session, [r.id for r in chunk])
+        ids = [r.id for r in chunk]
+        names, totals = tag_names(session, ids), score_totals.totals(session, ids, now)
         for r in chunk:
+            per_model = totals.get(r.id, {})
             yield {
                 "openid": r.openid, "channel": r.channel, "subscribed": r.subscribed, "stage": r.stage,
-                "owner": r.owner_id, "source": r.source, "score": round(r.score or 0.0, 2),
+                "owner": r.owner_id, "source": r.source, "score": per_model.get(model, 0.0), "scores": per_model,
                 "tags": names.get(r.id, []), "last_active_at": iso(r.last_active_at),
             }  # fmt: skip
 

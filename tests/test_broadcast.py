@@ -77,7 +77,7 @@ def test_rerunning_never_sends_twice(app, client, live, auth_headers):
 def test_fan_out_resumes_at_its_cursor(app, client, auth_headers):
     add_followers(app, 2500, tags=("vip",))
     with app.app_context(), svc(app).db.transaction() as s:
-        b, _ = broadcasts.create(s, message_library(), template="event_checkin", segment=VIP, data={})
+        b, _, _ = broadcasts.create(s, message_library(), template="event_checkin", segment=VIP, data={})
         bid = b.id
     first = next(audience.stream(svc(app).db, VIP, 0, 1000))
     with app.app_context(), svc(app).db.transaction() as s:

@@ -280,8 +280,8 @@ def test_cli_count_and_export(runner, people):
     expected = sorted(p.openid for p in people if "vip" in p.tags)
     r = runner.invoke(args=["segment", "count", "tags_all=vip"])
     assert r.exit_code == 0, r.output
-    assert r.output.strip() == str(len(expected))
-    r = runner.invoke(args=["segment", "count", "--json", '{"tags_all": ["vip"]}'])
+    assert r.output.splitlines() == ['filter:    {"tags_all": ["vip"]}', f"followers: {len(expected)}"]
+    r = runner.invoke(args=["segment", "count", "--json", '{"tags_all": ["vip"]}', "--quiet"])
     assert r.output.strip() == str(len(expected))
     r = runner.invoke(args=["segment", "export", "tags_all=vip", "--format", "csv"])
     assert r.exit_code == 0, r.output

@@ -8,16 +8,21 @@ cut short the scheduler's pump resumes it from its cursor.
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 from flask.cli import AppGroup
 from tqdm import tqdm
 
+from foundation.clock import utcnow
 from foundation.services import services
-from scrm import broadcasts, deliveries
+from scrm import audience, broadcasts, deliveries, segments
 from scrm.delivery_models import PAUSED, RUNNING
+from scrm.guards import SendRules, quiet_until
 from tasks import broadcast as broadcast_tasks
 from tasks import pump, send
 
@@ -28,13 +33,11 @@ POLL = 0.5
 
 
 def _segment(raw: str) -> Any:
-    """A JSON filter, or a saved segment's name."""
-    if raw.lstrip().startswith("{"):
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--segment") from None
-    return raw
+    """A query string, a JSON filter or a saved segment's name: the forms `flask segment count` takes."""
+    try:
+        return audience.normalise(raw)
+    except audience.SegmentError as exc:
+        raise click.BadParameter(str(exc), param_hint="--segment") from None
 
 
 def _json(raw: str | None, name: str) -> dict[str, Any]:
@@ -49,6 +52,58 @@ def _json(raw: str | None, name: str) -> dict[str, Any]:
     return value
 
 
+class _Lines:
+    """Progress for a log or a pipe: a plain line now and then instead of a bar redrawn with carriage returns."""
+
+    EVERY = 5.0
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.n, self.note, self.printed, self.last = 0, "", None, 0.0
+
+    def update(self, k: int = 1) -> None:
+        self.show(self.n + k, self.note)
+
+    def show(self, n: int, note: str = "") -> None:
+        self.n, self.note = n, note
+        if time.monotonic() - self.last >= self.EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        line = f"{self.desc}: {self.n}/{self.total} {self.unit}" + (f" ({self.note})" if self.note else "")
+        if line != self.printed:
+            click.echo(line)
+        self.printed, self.last = line, time.monotonic()
+
+
+class _Bar(tqdm):
+    def show(self, n: int, note: str = "") -> None:
+        self.n = n
+        self.set_postfix_str(note, refresh=False)
+        self.refresh()
+
+
+@contextmanager
+def _bar(total: int, desc: str, unit: str) -> Iterator[Any]:
+    """A tqdm bar on a terminal; elsewhere (a pipe, a log file) lines that do not run together."""
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        with _Bar(total=total, desc=desc, unit=unit) as bar:
+            yield bar
+        return
+    lines = _Lines(total, desc, unit)
+    yield lines
+    lines.flush()
+
+
+def _quiet_now(rules: SendRules) -> str | None:
+    """Said when a broadcast starts inside quiet hours: nothing goes out until they end."""
+    until = quiet_until(rules, utcnow())
+    if until is None:
+        return None
+    local = broadcasts.local_time(until, rules)
+    return f"quiet hours now ({rules.quiet_hours} {rules.timezone}): sending waits until {local} (quiet hours)"
+
+
 def _status(broadcast_id: int) -> dict[str, Any]:
     with services().db.sessions() as session:
         try:
@@ -58,14 +113,12 @@ def _status(broadcast_id: int) -> dict[str, Any]:
 
 
 def _watch(broadcast_id: int, total: int) -> dict[str, Any]:
-    """Follow the workers until the broadcast is done, paused or cancelled."""
+    """Follow the workers until the broadcast is done, paused, cancelled, or waits for hours (quiet hours, quota)."""
     status = _status(broadcast_id)
-    with tqdm(total=total, desc="send", unit="msg") as bar:
+    with _bar(total, "send", "msg") as bar:
         while True:
-            bar.n = status["finished"]
-            bar.set_postfix(state=status["state"], sent=status["counts"].get("sent", 0), refresh=False)
-            bar.refresh()
-            if status["state"] != RUNNING:
+            bar.show(status["finished"], f"{status['state']}, sent {status['counts'].get('sent', 0)}")
+            if status["state"] != RUNNING or broadcasts.deferred(status):
                 return status
             time.sleep(POLL)
             status = _status(broadcast_id)
@@ -74,17 +127,38 @@ def _watch(broadcast_id: int, total: int) -> dict[str, Any]:
 def _summary(status: dict[str, Any]) -> None:
     click.echo(f"broadcast {status['id']}: {status['state']}  {json.dumps(status['counts'], sort_keys=True)}")
     if status["reasons"]:
-        click.echo(f"  not sent, by reason: {json.dumps(status['reasons'], sort_keys=True)}")
+        click.echo(f"  by reason: {json.dumps(status['reasons'], sort_keys=True)}")
     if status["retries"]:
         click.echo(f"  retries: {status['retries']}")
     if status["pause_reason"]:
         click.echo(f"  paused: {status['pause_reason']}")
+    line = broadcasts.waiting_note(status, send.rules())
+    if line:
+        click.echo(f"  {line}")
 
 
-@broadcast_cli.command("send")
-@click.option("--segment", required=True, help='A saved segment\'s name, or a filter as JSON: \'{"tag": "vip"}\'.')
+def _create(segment: Any, template: str, data: dict[str, Any], **options: Any) -> tuple[int, bool]:
+    """Create (or find by key) the broadcast; print what is wrong, or worth knowing, before anything is sent."""
+    r = send.rules()
+    try:
+        with services().db.transaction() as session:
+            b, created, warnings = broadcasts.create(
+                session, send.message_library(), template=template, segment=segment, data=data, created_by="cli",
+                error_budget=r.error_budget, breaker_window=r.breaker_window, **options,
+            )  # fmt: skip
+            bid = b.id
+    except broadcasts.InvalidBroadcast as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"broadcast {bid} {'created' if created else 'exists (same key): resuming'}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return bid, created
+
+
+@broadcast_cli.command("send", epilog=segments.SYNTAX)
+@click.option("--segment", required=True, help="Who: a query string, a JSON filter, or a saved segment (below).")
 @click.option("--template", required=True, help="The library entry (templates/messages/<name>.yml).")
-@click.option("--data", help="Extra data for the template, as a JSON object.")
+@click.option("--data", help='The template\'s data fields, as a JSON object: \'{"event_name": "Expo"}\'.')
 @click.option("--channel", type=click.Choice(["template", "custom", "mass"]), help="Default: the entry's first.")
 @click.option("--key", help="Idempotency key: sending the same key again resumes that broadcast, never sends twice.")
 @click.option("--name", default="", help="A label for humans.")
@@ -93,34 +167,20 @@ def send_cmd(
     segment: str, template: str, data: str | None, channel: str | None, key: str | None, name: str, wait: bool
 ) -> None:
     """Create a broadcast, fan it out here with a progress bar, then follow the workers."""
-    r = send.rules()
-    try:
-        with services().db.transaction() as session:
-            b, created = broadcasts.create(
-                session,
-                send.message_library(),
-                template=template,
-                segment=_segment(segment),
-                data=_json(data, "--data"),
-                channel=channel,
-                key=key,
-                name=name,
-                created_by="cli",
-                error_budget=r.error_budget,
-                breaker_window=r.breaker_window,
-            )
-            bid = b.id
-    except broadcasts.InvalidBroadcast as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"broadcast {bid} {'created' if created else 'exists (same key): resuming'}")
+    bid, _ = _create(_segment(segment), template, _json(data, "--data"), channel=channel, key=key, name=name)
     with services().db.transaction() as session:
-        audience = broadcasts.count_audience(session, bid)
+        size = broadcasts.count_audience(session, bid)
     started = time.monotonic()
-    with tqdm(total=audience, desc="enqueue", unit="follower") as bar:
+    with _bar(size, "enqueue", "follower") as bar:
         new = broadcast_tasks.fan_out(bid, progress=bar.update)
     click.echo(f"enqueued {new} deliveries in {time.monotonic() - started:.1f}s")
-    status = _watch(bid, _status(bid)["total"]) if wait else _status(bid)
+    quiet = _quiet_now(send.rules())
+    if quiet:
+        click.echo(quiet)
+    status = _watch(bid, _status(bid)["total"]) if wait and not quiet else _status(bid)
     _summary(status)
+    if status["state"] == RUNNING:
+        click.echo(f"  it carries on without this command: `flask broadcast status {bid}` follows it")
 
 
 @broadcast_cli.command("status")
@@ -139,8 +199,15 @@ def status_cmd(broadcast_id: int, as_json: bool) -> None:
 def list_cmd() -> None:
     """The most recent broadcasts."""
     with services().db.sessions() as session:
-        for b in broadcasts.listing(session):
-            click.echo(f"{b['id']:>6}  {b['state']:<9} {b['channel']:<8} {b['total']:>8}  {b['name']}")
+        rows = broadcasts.listing(session)
+    if not rows:
+        click.echo("no broadcasts yet")
+        return
+    click.echo(f"{'id':>6}  {'state':<9} {'channel':<8} {'total':>8}  {'created (UTC)':<20}  name")
+    for b in rows:
+        click.echo(
+            f"{b['id']:>6}  {b['state']:<9} {b['channel']:<8} {b['total']:>8}  {b['created_at'] or '':<20}  {b['name']}"
+        )
 
 
 @broadcast_cli.command("pause")

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qs
 
 import click
 from flask.cli import AppGroup
@@ -21,7 +20,11 @@ from scrm.playbook import PlaybookError, parse, store
 DEMO = ROOT / "playbooks" / "demo.yml"
 
 playbook_cli = AppGroup("playbook", help="The marketer's rules: check, load (a new version), show.")
-segment_cli = AppGroup("segment", help="Segments of followers: count and export by filter.")
+segment_cli = AppGroup(
+    "segment",
+    help="Segments of followers: count and export by filter. A SEGMENT is a query string "
+    "('tags_all=vip&stage=mql+'), a JSON filter or a saved segment's name; see `flask segment count --help`.",
+)
 
 
 def _read(path: Path) -> str:
@@ -117,47 +120,70 @@ def tick() -> None:
 
 
 def _filter(query: str | None, as_json: str | None, name: str | None) -> Any:
+    """The one filter language: SEGMENT is a query string, JSON or a saved name (as `broadcast send --segment`)."""
     given = [x for x in (query, as_json, name) if x]
     if len(given) != 1:
-        raise click.UsageError("give one of: a QUERY (tags_all=vip&stage=mql+), --json FILTER, --name SAVED")
+        raise click.UsageError("give one of: a SEGMENT (tags_all=vip&stage=mql+, JSON or a saved name), --json, --name")
     try:
-        if query:
-            return segments.from_query(parse_qs(query, keep_blank_values=True))
-        if as_json:
-            return segments.parse_filter(json.loads(as_json))
-    except (segments.SegmentError, json.JSONDecodeError) as exc:
+        spec = segments.parse_text(query or as_json or "") if (query or as_json) else name or ""
+        if as_json and not isinstance(spec, segments.Filter):
+            raise segments.SegmentError("--json: expected a JSON object")
+    except segments.SegmentError as exc:
         raise click.ClickException(str(exc)) from None
+    if isinstance(spec, segments.Filter):
+        return _checked(spec)
     with services().db.sessions() as session:
-        row = segments.find(session, name or "")
+        row = segments.find(session, spec)
         if row is None:
-            raise click.ClickException(f"no saved segment {name!r}")
+            raise click.ClickException(f"no saved segment {spec!r}")
         return row.filter
 
 
+def _checked(spec: segments.Filter) -> segments.Filter:
+    """Compile once now, so an unknown stage or model fails (exit 1) before any output."""
+    with services().db.sessions() as session:
+        try:
+            segments.where(session, spec)
+        except segments.SegmentError as exc:
+            raise click.ClickException(str(exc)) from None
+    return spec
+
+
 def _filter_options(fn):
-    fn = click.argument("query", required=False)(fn)
+    fn = click.argument("query", metavar="SEGMENT", required=False)(fn)
     fn = click.option("--json", "as_json", help="The filter as JSON (docs/segments.md).")(fn)
     return click.option("--name", help="A saved segment's name or id.")(fn)
 
 
-@segment_cli.command("count")
+@segment_cli.command("count", epilog=segments.SYNTAX)
 @_filter_options
-def count(query: str | None, as_json: str | None, name: str | None) -> None:
-    """Count the followers matching a filter."""
+@click.option("--quiet", "-q", is_flag=True, help="Print only the number (for scripts).")
+def count(query: str | None, as_json: str | None, name: str | None, quiet: bool) -> None:
+    """Count the followers matching SEGMENT (and show the filter as understood)."""
     spec = _filter(query, as_json, name)
     with services().db.sessions() as session:
         try:
-            click.echo(segments.count(session, spec))
+            n = segments.count(session, spec)
         except segments.SegmentError as exc:
             raise click.ClickException(str(exc)) from None
+    if quiet:
+        click.echo(n)
+        return
+    shown = segments.normalised(segments.parse_filter(spec))
+    click.echo(f"filter:    {json.dumps(shown, ensure_ascii=False, sort_keys=True)}")
+    click.echo(f"followers: {n}")
 
 
-@segment_cli.command("export")
+@segment_cli.command("export", epilog=segments.SYNTAX)
 @_filter_options
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
 def export(query: str | None, as_json: str | None, name: str | None, fmt: str, output: Path | None) -> None:
-    """Stream the matching followers (openid, stage, owner, source, score, tags...) as CSV or JSON lines."""
+    """Stream the followers of SEGMENT as CSV or JSON lines.
+
+    Columns: openid, channel, subscribed, stage, owner, source, score (the stage model's score, as in the follower
+    JSON), scores (every model's: `engagement=12.5|fit=3` in CSV), tags, last_active_at.
+    """
     spec = _filter(query, as_json, name)
     with services().db.sessions() as session:
         rows = segments.export(session, spec)
@@ -169,6 +195,10 @@ def export(query: str | None, as_json: str | None, name: str | None, fmt: str, o
     click.echo(f"exported {written} followers", err=True)
 
 
+def _pairs(scores: dict[str, float]) -> str:
+    return "|".join(f"{model}={value:g}" for model, value in sorted(scores.items()))
+
+
 def _write(rows: Any, fmt: str, out: TextIO) -> int:
     written = 0
     writer = csv.DictWriter(out, fieldnames=segments.EXPORT_COLUMNS) if fmt == "csv" else None
@@ -177,7 +207,7 @@ def _write(rows: Any, fmt: str, out: TextIO) -> int:
     try:
         for row in rows:
             if writer:
-                writer.writerow({**row, "tags": "|".join(row["tags"])})
+                writer.writerow({**row, "tags": "|".join(row["tags"]), "scores": _pairs(row["scores"])})
             else:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
             written += 1

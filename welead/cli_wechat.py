@@ -31,6 +31,10 @@ def _server(url: str | None) -> str:
 def _call(method: str, url: str, timeout: float, **kwargs: Any) -> requests.Response:
     try:
         return requests.request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectionError as exc:
+        raise click.ClickException(
+            f"{method} {url} failed: nothing answers there; is `make run` running? (or pass --url)\n  ({exc})"
+        ) from exc
     except requests.RequestException as exc:
         raise click.ClickException(f"{method} {url} failed: {exc}") from exc
 

@@ -51,7 +51,11 @@ class DeliveryArgs(Schema):
 
 
 class BroadcastIn(Schema):
-    segment = Raw(required=True, metadata={"description": "a saved segment's name or a filter (docs/messages.md)"})
+    segment = Raw(
+        required=True,
+        metadata={"description": "a filter (JSON), a query string (`tags_all=vip&stage=mql+`) or a saved segment's "
+                  "name or id (docs/segments.md)"},
+    )  # fmt: skip
     template = String(required=True, validate=Length(1, 64))
     data = Dict(load_default=dict)
     channel = String(load_default=None, validate=OneOf(CHANNELS))
@@ -186,13 +190,17 @@ def get_delivery(delivery_id: int):
 @bp.post("/broadcasts")
 @bp.auth_required(auth)
 @bp.input(BroadcastIn, arg_name="body")
-@bp.doc(summary="Start a broadcast", description="Fans out in a worker (202); the same `key` is the same broadcast.")
+@bp.doc(
+    summary="Start a broadcast",
+    description="Fans out in a worker (202); the same `key` is the same broadcast. Refused (422) for an empty "
+    "segment or a template that renders for none of the followers checked; `warnings` says what will not go.",
+)
 def create_broadcast(body: dict):
     who = require("marketer")
     r = send.rules()
     try:
         with services().db.transaction() as session:
-            b, created = broadcasts.create(
+            b, created, warnings = broadcasts.create(
                 session,
                 _library(),
                 template=body["template"],
@@ -211,7 +219,7 @@ def create_broadcast(body: dict):
     if created:
         broadcast_tasks.start(services().redis, bid)
     with services().db.sessions() as session:
-        return broadcasts.status(session, bid), 202 if created else 200
+        return {**broadcasts.status(session, bid), "warnings": warnings}, 202 if created else 200
 
 
 @bp.get("/broadcasts")

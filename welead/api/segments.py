@@ -21,7 +21,8 @@ from welead.auth import auth
 
 PREVIEW = (
     "Query-string filter, e.g. `tags_all=vip&score=engagement:50..&stage=mql+&source=booth:expo:*&active_after=30d`"
-    " (docs/segments.md); `after` and `limit` page through the followers."
+    " (docs/segments.md); `after` and `limit` page through the followers. `+` is read as a plus, as written"
+    " (`stage=mql+`, or `mql%2B`); write a space as `%20`. An unknown key, stage or score model is a 400 naming it."
 )
 
 
@@ -58,7 +59,7 @@ def _result(session: Session, spec: Any, after: int, limit: int) -> dict[str, An
 def preview_segment():
     after, limit = _paging()
     try:
-        spec = segments.from_query(request.args)
+        spec = segments.from_query(segments.parse_query(request.query_string.decode("utf-8", "replace")))
     except segments.SegmentError as exc:
         abort(400, str(exc))
     with services().db.sessions() as session:
