@@ -301,11 +301,11 @@ def lag_phase(args: argparse.Namespace, label: str, workdir: Path, redis_url: st
     procs = [server.proc, callback.applier(env, workdir, "lag")]
     try:
         server.wait_ready(builder.probe())
-        with _drained(db, args.drain_timeout):
+        with _drained(db, args.drain_timeout, procs[1]):
             first = _last_id(db)
         pool = builder.pool(math.ceil(args.lag_rate * args.lag_seconds * 1.2) + 200, workdir / "lag.txt")
         result = callback.run_wrk(wrk, server.port, pool, args.lag_seconds, args.lag_rate, "welead", "lag")
-        with _drained(db, args.drain_timeout) as waited:
+        with _drained(db, args.drain_timeout, procs[1]) as waited:
             lags = _lags(db, first)
     finally:
         for proc in procs:
@@ -322,7 +322,7 @@ def _env(url: str, redis_url: str, aes_key: str, args: argparse.Namespace) -> di
 
 
 @contextmanager
-def _drained(db: Database, timeout: float) -> Iterator[list[float]]:
+def _drained(db: Database, timeout: float, applier: subprocess.Popen) -> Iterator[list[float]]:
     """Wait until nothing is pending; yields [seconds waited]."""
     started = time.monotonic()
     pending = select(func.count()).where(_I.applied_at.is_(None))
@@ -330,6 +330,8 @@ def _drained(db: Database, timeout: float) -> Iterator[list[float]]:
         with db.reader.connect() as conn:
             if not conn.execute(pending).scalar_one():
                 break
+        if applier.poll() is not None:
+            raise RuntimeError(f"the applier exited with {applier.returncode}")
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"backlog not drained after {timeout:g} s")
         time.sleep(0.1)

@@ -395,8 +395,8 @@ class App:
     note: list[str] | None = None
 
 
-def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir: Path, applier: bool = False
-            ) -> list[Result]:  # fmt: skip
+def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir: Path,
+            applier: subprocess.Popen | None = None) -> list[Result]:  # fmt: skip
     """Warm-up (unmeasured, also sizes the max phase), then the target-rate phase, then the unthrottled phase. With
     an applier, each measured phase starts once the backlog the previous one left is applied: a steady state."""
     results = []
@@ -407,7 +407,7 @@ def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir:
     print(f"  {server.name}: building {n} requests for the {args.rate:g} req/s phase", flush=True)
     pool = builder.pool(n, workdir / f"{server.name}-rate.txt")
     if applier:
-        settle(args, server.port)
+        settle(args, server.port, applier)
     results.append(run_wrk(args, server.port, pool, args.duration, args.rate, server.name, f"{args.rate:g} req/s"))
     n = min(args.max_pool, math.ceil(max(warm.rps, 100) * args.duration * 1.5) + 1000)
     if server.name == "bare":
@@ -415,16 +415,18 @@ def measure(args: argparse.Namespace, server: Server, builder: Builder, workdir:
     print(f"  {server.name}: building {n} requests for the unthrottled phase", flush=True)
     pool = builder.pool(n, workdir / f"{server.name}-max.txt")
     if applier:
-        settle(args, server.port)
+        settle(args, server.port, applier)
     results.append(run_wrk(args, server.port, pool, args.duration, 0, server.name, "max"))
     return results
 
 
-def settle(args: argparse.Namespace, port: int) -> dict:
+def settle(args: argparse.Namespace, port: int, applier: subprocess.Popen) -> dict:
     """Wait (up to --drain-timeout) until /healthz reports backlog 0; the last status."""
     started = time.monotonic()
     status = health(port)
     while (status.get("backlog") or 0) > 0 and time.monotonic() - started < args.drain_timeout:
+        if applier.poll() is not None:
+            raise RuntimeError(f"the applier exited with {applier.returncode}; see its log (--keep)")
         time.sleep(0.2)
         status = health(port)
     return status
@@ -460,12 +462,12 @@ def measure_app(args: argparse.Namespace, app: App, base: dict[str, str], builde
             flask(env, app.checkout, "playbook", "load-demo-if-empty")
         server = Server(app.name, "wsgi:app", env, workdir, args.workers, [], cwd=app.checkout)
         procs.append(server.proc)
-        if app.with_applier:
-            procs.append(applier(env, workdir, app.name))
+        apply_proc = applier(env, workdir, app.name) if app.with_applier else None
+        procs += [apply_proc] if apply_proc else []
         server.wait_ready(builder.probe())
         rows_before = scalar(database_url, "SELECT count(*) FROM interactions")
-        results = measure(args, server, builder, workdir, app.with_applier)
-        app.note = check(args, app, server.port, database_url, rows_before, results)
+        results = measure(args, server, builder, workdir, apply_proc)
+        app.note = check(args, app, server.port, database_url, rows_before, results, apply_proc)
         return results
     finally:
         for proc in procs:
@@ -474,16 +476,16 @@ def measure_app(args: argparse.Namespace, app: App, base: dict[str, str], builde
 
 
 def check(args: argparse.Namespace, app: App, port: int, database_url: str, rows_before: int | None,
-          results: list[Result]) -> list[str]:  # fmt: skip
+          results: list[Result], apply_proc: subprocess.Popen | None) -> list[str]:  # fmt: skip
     """Rows written against 2xx answers; with an applier, the backlog at the end of the load and how long it took
     to drain, then every row applied."""
     notes = []
-    if app.with_applier:
+    if apply_proc:
         status = health(port)
         notes.append(f"backlog when the unthrottled phase ended: {status.get('backlog')} "
                      f"(lag {status.get('lag_seconds')} s)")  # fmt: skip
         started = time.monotonic()
-        status = settle(args, port)
+        status = settle(args, port, apply_proc)
         notes.append(f"backlog {status.get('backlog')} after {time.monotonic() - started:.1f} s; "
                      f"failed {status.get('failed')}")  # fmt: skip
     rows_after = scalar(database_url, "SELECT count(*) FROM interactions")
