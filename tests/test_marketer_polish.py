@@ -188,7 +188,7 @@ def test_quiet_hours_show_in_status_and_cli(app, client, runner, auth_headers, l
     r = runner.invoke(args=["broadcast", "send", "--segment", "tags_any=vip", "--template", "event_checkin",
                             "--no-wait"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "quiet hours now" in r.output and "(quiet hours)" in r.output
+    assert "waiting until " in r.output and "Asia/Shanghai (quiet hours, " in r.output
     run_worker(app, burst=True)
     with app.app_context():
         pump()
@@ -210,6 +210,12 @@ def test_the_cli_does_not_watch_a_bar_through_quiet_hours(app, runner, live):
 
 
 # --- 7. empty segments and partial renders say so up front ------------------------------------------------------
+
+
+def test_missing_data_says_to_pass_it(app, runner):
+    add_followers(app, 1, tags=("vip",))
+    out = runner.invoke(args=["broadcast", "send", "--segment", "tag=vip", "--template", "event_reminder"])
+    assert out.exit_code == 1 and "does not render" in out.output and "--data" in out.output
 
 
 def test_an_empty_segment_is_refused(app, client, runner, auth_headers):

@@ -101,7 +101,7 @@ def _quiet_now(rules: SendRules) -> str | None:
     if until is None:
         return None
     local = broadcasts.local_time(until, rules)
-    return f"quiet hours now ({rules.quiet_hours} {rules.timezone}): sending waits until {local} (quiet hours)"
+    return f"waiting until {local} (quiet hours, {rules.quiet_hours}; WELEAD_QUIET_HOURS=off turns them off)"
 
 
 def _status(broadcast_id: int) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def _create(segment: Any, template: str, data: dict[str, Any], **options: Any) -
             )  # fmt: skip
             bid = b.id
     except broadcasts.InvalidBroadcast as exc:
-        raise click.ClickException(str(exc)) from None
+        hint = "; give the template's fields with --data '{...}'" if not data and "does not render" in str(exc) else ""
+        raise click.ClickException(f"{exc}{hint}") from None
     click.echo(f"broadcast {bid} {'created' if created else 'exists (same key): resuming'}")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
