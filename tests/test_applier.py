@@ -139,7 +139,7 @@ def test_sigkilled_applier_applies_every_effect_exactly_once(dbs, redis_url, tmp
     """Killed twice after batches started committing, restarted each time: the state equals one-by-one
     application, and at each kill the applied count was a whole number of batches (the batch that was open
     when the process died left nothing behind)."""
-    script, batch = busy_script(followers=40, rounds=12), 10
+    script, batch = busy_script(followers=30, rounds=10), 10
     db = dbs.fresh("subject")
     kit.load(db)
     kit.record(db, script.events)
