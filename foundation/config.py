@@ -48,6 +48,16 @@ def _aes_key(name: str) -> str:
     return key
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _level(name: str, default: str) -> str:
+    value = _str(name, default).upper()
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"{name}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value
+
+
 def _base(name: str, default: str) -> str:
     url = _str(name, default)
     return url if url.endswith("/") else url + "/"
@@ -75,6 +85,7 @@ class Settings:
     replay_window: int = 300
     max_body: int = 64 * 1024
     http_timeout: int = 5
+    log_level: str = "INFO"  # WeLead's own loggers; RQ's per-job chatter only at DEBUG (welead.app.configure_logging)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +122,7 @@ class Settings:
             replay_window=_int("WELEAD_REPLAY_WINDOW", 300, 1),
             max_body=_int("WELEAD_MAX_BODY", 64 * 1024, 1024),
             http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),
+            log_level=_level("WELEAD_LOG_LEVEL", "INFO"),
         )
 
     def replace(self, **changes: Any) -> Settings:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from flask import Flask
 from rq import SimpleWorker
 from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
+from rq.job import Job
 
 from foundation.services import services
 from tasks.queue import QUEUE, dispatch_once
@@ -25,11 +29,38 @@ PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.pump.pump
 PERIODIC += [("tasks.playbook.tick", 60), ("tasks.tagsync.sync", 60)]  # inactive triggers, decay; WeChat tags
 
 
-def _supervise(name: str, body, backoff_max: float = 10.0) -> None:
+def eventful(result: Any) -> bool:
+    """Did a job's result report work done? A count above 0 did; None, flags (`{"disabled": true}`), texts inside a
+    report (a reason, already logged as a warning) and "skipped" (a double push) did not."""
+    if result is None or isinstance(result, bool):
+        return False
+    if isinstance(result, int | float):
+        return result != 0
+    if isinstance(result, dict):
+        return any(eventful(v) for v in result.values() if not isinstance(v, str))
+    if isinstance(result, list | tuple | set):
+        return any(eventful(v) for v in result)
+    return bool(result) and result != "skipped"
+
+
+class QuietWorker(SimpleWorker):
+    """One INFO line per job that did something (RQ's own three lines per job are at DEBUG); idle runs at DEBUG."""
+
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        super().handle_job_success(job, *args, **kwargs)
+        result = getattr(job, "_result", None)
+        level = logging.INFO if eventful(result) else logging.DEBUG
+        log.log(level, "job %s (%s): %s", job.func_name, job.id, result)
+
+
+def _supervise(name: str, body: Callable[[], None], backoff_max: float = 10.0) -> None:
     delay = 0.5
     while True:
         try:
             body()
+            return
+        except StopRequested:  # RQ's signal handler, when the stop came while we were between two work() calls
+            log.info("%s: stopped", name)
             return
         except (redis.RedisError, OSError) as exc:
             log.warning("%s: Redis unavailable (%s); retrying in %.1fs", name, exc.__class__.__name__, delay)
@@ -57,7 +88,8 @@ def run_worker(app: Flask, burst: bool = False) -> None:
                 while dispatch_once(conn, wait=0.01):
                     pass
             sweep(stale_seconds=0)  # Redis may have come back empty
-            SimpleWorker([QUEUE], connection=conn).work(burst=burst, logging_level="INFO")
+            log.info("worker: waiting for jobs on %r (a line per job that does something)", QUEUE)
+            QuietWorker([QUEUE], connection=conn).work(burst=burst, logging_level=None)  # levels: configure_logging
 
     try:
         _supervise("worker", body)
@@ -85,6 +117,7 @@ def run_scheduler(app: Flask) -> None:
             for path, every in PERIODIC:
                 module, func = path.rsplit(".", 1)
                 cron.register(getattr(importlib.import_module(module), func), QUEUE, interval=every)
+            log.info("scheduler: %s", ", ".join(f"{path.rsplit('.', 1)[1]} every {s}s" for path, s in PERIODIC))
             cron.start()
 
     _supervise("scheduler", body)

@@ -27,11 +27,24 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         AUTO_404_RESPONSE=False,
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
 
     app.extensions[EXTENSION] = Services(settings, Database(settings.database_url))
     _register(app, settings)
     return app
+
+
+# Loggers that say the same thing every few seconds while nothing happens (RQ: three lines per periodic job, each
+# cron enqueue; alembic: its plugins at every `db upgrade`). Warnings and errors still show; DEBUG shows it all.
+CHATTY = ("rq.worker", "rq.job", "rq.cron", "rq.scheduler", "alembic.runtime.plugins")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """WELEAD_LOG_LEVEL for WeLead's own loggers; the chatty ones at WARNING unless it is DEBUG."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
 
 
 def _register(app: APIFlask, settings: Settings) -> None:

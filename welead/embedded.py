@@ -33,7 +33,9 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, timeout: float = 10.0) -> str:
+    def start(self, timeout: float = 10.0, **popen_options: object) -> str:
+        """Start the server and wait until it answers; `popen_options` go to Popen (the supervisor passes a process
+        group of its own, so a signal to its group does not stop Redis before the processes that use it)."""
         args = [
             server_binary(),
             "--port", "0",
@@ -44,7 +46,7 @@ class EmbeddedRedis:
             "--dir", str(self.dir),
             "--loglevel", "warning",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, **popen_options)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

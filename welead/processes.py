@@ -39,10 +39,22 @@ def die_with(parent: int) -> Callable[[], None]:
     return setup
 
 
-def popen(argv: list[str], env: dict[str, str], **kwargs: object) -> subprocess.Popen:
-    """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads."""
-    preexec = die_with(os.getpid()) if _LINUX else None
-    return subprocess.Popen(argv, cwd=ROOT, env=env, preexec_fn=preexec, **kwargs)
+def own_group() -> dict[str, object]:
+    """Popen options for a child that signals to the supervisor's process group must not reach (Ctrl-C, `kill --
+    -PGID`): in a process group of its own, it is stopped by the supervisor only, in order, and dies with it."""
+    return {"process_group": 0, "preexec_fn": die_with(os.getpid()) if _LINUX else None}
+
+
+def popen(argv: list[str], env: dict[str, str], separate: bool = False, **kwargs: object) -> subprocess.Popen:
+    """Popen in the repo root, dying with the supervisor. preexec_fn is safe here: the supervisor has no threads.
+
+    `separate`: in a process group of its own (`own_group`), for the long-running children.
+    """
+    if separate:
+        kwargs.update(own_group())
+    else:
+        kwargs["preexec_fn"] = die_with(os.getpid()) if _LINUX else None
+    return subprocess.Popen(argv, cwd=ROOT, env=env, **kwargs)
 
 
 def children_of(pid: int) -> list[int]:

@@ -1,9 +1,11 @@
 """`python -m welead.run` (what `make run` starts): one foreground supervisor for the whole local stack.
 
 It starts an embedded Redis when REDIS_URL is unset, migrates, loads the demo playbook, ensures the admin token, then
-runs gunicorn, the RQ worker, the scheduler and the applier as ordinary children in its own process group. A dead
-child is restarted with backoff; one that keeps dying stops everything with a non-zero exit. SIGTERM, SIGINT (Ctrl-C reaches
-the whole group) or SIGHUP stop everything it started, the embedded Redis last, in order: terminate, wait, kill.
+runs gunicorn, the RQ worker, the scheduler and the applier as children, each in a process group of its own. A dead
+child is restarted with backoff; one that keeps dying stops everything with a non-zero exit. SIGTERM, SIGINT (Ctrl-C)
+or SIGHUP to the supervisor or to its group stop everything it started one after the other (web, scheduler, worker,
+applier, then the embedded Redis last): since the children are not in the group, the signal reaches only the
+supervisor, which stops each in turn: terminate, wait, kill.
 
 Why not honcho or supervisord: the contract is "no leftover processes", which needs the Redis child to outlive the
 app processes during shutdown and every grandchild to be accounted for. The supervisor makes itself a child
@@ -32,14 +34,25 @@ import redis
 
 from foundation.config import INSTANCE, ConfigError, Settings
 from foundation.redisconn import URL_FILE
+from welead.app import configure_logging
 from welead.banner import banner
 from welead.embedded import EmbeddedRedis
-from welead.processes import PR_SET_CHILD_SUBREAPER, alive, children_of, popen, port_free, prctl, send_signal
+from welead.processes import (
+    PR_SET_CHILD_SUBREAPER,
+    alive,
+    children_of,
+    own_group,
+    popen,
+    port_free,
+    prctl,
+    send_signal,
+)
 
 log = logging.getLogger("welead.run")
 
 TERM_TIMEOUT = 15.0  # between SIGTERM and SIGKILL; longer than gunicorn's graceful timeout below
-GROUP_GRACE = 2.0  # a signal sent to the process group already reached the children: let them act on it first
+STOP_ORDER = ("web", "scheduler", "worker", "applier")  # no new callbacks, no new jobs, jobs end, effects applied
+GROUP_GRACE = 2.0  # a signal to our group already reached a setup step (`flask db upgrade`...): let it act first
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 30.0  # a child that ran this long is healthy again: its backoff starts over
@@ -181,7 +194,7 @@ class Supervisor:
         self.redis = embedded
 
         def spawn() -> subprocess.Popen:
-            embedded.start()
+            embedded.start(**own_group())
             assert embedded.proc is not None
             return embedded.proc
 
@@ -254,7 +267,7 @@ class Supervisor:
         for name, argv in specs.items():
 
             def spawn(argv: list[str] = argv) -> subprocess.Popen:
-                return popen(argv, self.env)
+                return popen(argv, self.env, separate=True)
 
             child = Child(name, spawn)
             self.children.append(child)
@@ -379,12 +392,15 @@ class Supervisor:
                 alive(pid)
 
     def _shutdown(self) -> None:
-        """Apps first (they may still talk to Redis while finishing), then orphans, then Redis, then the URL file."""
+        """In STOP_ORDER, one at a time, then orphans, then Redis (the others may use it until they end), then the
+        URL file. The children are in process groups of their own: a signal to ours reached only us, so nothing
+        stops before its turn."""
         self.stopping = True
-        procs = [c.proc for c in self.children if c.proc is not None]
-        if procs:
-            log.info("stopping web, worker, scheduler and applier")
-        self._stop_all(procs, grace=GROUP_GRACE if self.signalled else 0)
+        for name in STOP_ORDER:
+            procs = [c.proc for c in self.children if c.name == name and c.proc is not None]
+            if procs:
+                log.info("stopping %s", name)
+                self._stop_all(procs, grace=0)
         redis_pid = self.redis_child.proc.pid if self.redis_child and self.redis_child.proc else -1
         self._stop_orphans(exclude={redis_pid})
         if self.redis is not None:
@@ -402,12 +418,13 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loop
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
+        configure_logging("INFO")
         log.error("configuration: %s", exc)
         return 2
+    configure_logging(settings.log_level)
     return Supervisor(settings).run()
 
 
