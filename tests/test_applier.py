@@ -551,13 +551,6 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    PG,
-    strict=True,
-    reason="scrm/playbook/decide.py _SNAPSHOT: the UNION ALL's untyped NULLs (and the CASE of bare 1.0/0.0) make "
-    "PostgreSQL refuse it ('UNION types text and double precision cannot be matched'), so every callback a reply "
-    "rule with `if:` matches answers 503; typed NULLs (cast(null(), Float), literal(1.0, Float)) fix it",
-)
 def test_reply_rule_condition_is_judged_once_by_the_request(app, client, auth_headers):
     """The request sees the follower as of the last applied event; a change recorded before it but not applied
     yet does not change what the follower was told, and the applier fires the reply rule iff the request did."""

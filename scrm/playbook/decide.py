@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 _F, _FT, _T, _S = Follower.__table__.c, FollowerTag.__table__.c, Tag.__table__.c, FollowerScore.__table__.c
 _WHO = bindparam("openid")
 # The follower, their tag names and score totals: one round trip, three index lookups.
+_NUM = cast(null(), Float)  # PostgreSQL types a UNION's columns from its first select: every NULL typed once
 _SNAPSHOT = union_all(
-    select(literal("f"), _F.stage, cast(_F.owner_id, Float), case((_F.subscribed, 1.0), else_=0.0), null())
+    select(literal("f"), _F.stage, cast(_F.owner_id, Float),
+           case((_F.subscribed, literal(1.0, Float)), else_=literal(0.0, Float)), _NUM)
     .where(_F.openid == _WHO),
-    select(literal("t"), _T.name, null(), null(), null())
+    select(literal("t"), _T.name, _NUM, _NUM, _NUM)
     .select_from(Follower.__table__.join(FollowerTag.__table__).join(Tag.__table__))
     .where(_F.openid == _WHO),
     select(literal("s"), _S.model, _S.value, _S.as_of, _S.half_life)
