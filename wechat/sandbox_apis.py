@@ -71,6 +71,8 @@ def oa_user_info(ctl: SandboxControl, call: Call) -> dict:
         "subscribe_scene": "ADD_SCENE_SEARCH", "qr_scene": 0, "qr_scene_str": "",
     }  # fmt: skip
     info.update(stored)
+    if (stored.get("qr_scene_str") or stored.get("qr_scene")) and "subscribe_scene" not in stored:
+        info["subscribe_scene"] = "ADD_SCENE_QR_CODE"  # WeChat gives a QR scene only to followers who came by one
     return info
 
 

@@ -181,6 +181,17 @@ class SandboxControl:
         if profile:
             self.redis.hset(K.user + openid, mapping={k: json.dumps(v) for k, v in profile.items()})
 
+    def follow(self, openid: str, scene: str | None = None) -> None:
+        """`openid` followed, through a QR code with `scene` (or without one): user/info then answers subscribe 1 with
+        subscribe_scene ADD_SCENE_QR_CODE and the scene, as WeChat does for the code the follower scanned."""
+        self.subscribe(openid)
+        if scene:
+            numeric = scene.isdigit()
+            self.set_user(openid, subscribe_scene="ADD_SCENE_QR_CODE", qr_scene=int(scene) if numeric else 0,
+                          qr_scene_str="" if numeric else scene)  # fmt: skip
+        else:
+            self.set_user(openid, subscribe_scene="ADD_SCENE_SEARCH", qr_scene=0, qr_scene_str="")
+
     def set_wecom_members(self, *userids: str) -> None:
         """Only these WeCom members exist (others come back in invaliduser); none given = everyone exists."""
         self.redis.delete(K.members)
@@ -364,6 +375,7 @@ _APPLY: dict[str, Callable[[SandboxControl, Any], Any]] = {
     "subscribe": lambda ctl, v: ctl.subscribe(*_strings(v)),
     "templates": lambda ctl, v: ctl.set_templates(*_strings(v)),
     "users": lambda ctl, v: [ctl.set_user(openid, **profile) for openid, profile in v.items()],
+    "followed": lambda ctl, v: [ctl.follow(openid, scene) for openid, scene in v.items()],
     "wecom_members": lambda ctl, v: ctl.set_wecom_members(*_strings(v)),
     "external_contacts": lambda ctl, v: [ctl.set_external_contact(eid, **f) for eid, f in v.items()],
 }
