@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,7 +40,7 @@ from scrm.playbook.shared import Shared
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = {"postgresql": 500, "sqlite": 100}  # SQLite: a batch holds the one write lock callbacks queue for (~30 ms)
 APPLIER_NAME = "welead-applier"  # PostgreSQL application_name: peers count each other by it
 WAKE = "welead:apply:wake"
 LOCK_SPACE = 7_202_611  # first key of the advisory locks on follower partitions
@@ -100,8 +101,13 @@ class EffectFailed(Exception):
         self.interaction_id, self.rule, self.cause = interaction_id, rule, cause
 
 
-def apply_batch(db: Database, limit: int = BATCH) -> Report:
+def batch_size(db: Database) -> int:
+    return BATCH.get(db.dialect, 100)
+
+
+def apply_batch(db: Database, limit: int | None = None) -> Report:
     """Apply up to `limit` pending interactions; an empty report when there are none (or peers hold them all)."""
+    limit = limit or batch_size(db)
     try:
         with db.transaction() as session:
             rows = _claim(session, limit)
@@ -112,7 +118,7 @@ def apply_batch(db: Database, limit: int = BATCH) -> Report:
         return _isolate(db, [r.id for r in rows])
 
 
-def drain(db: Database, limit: int = BATCH) -> Report:
+def drain(db: Database, limit: int | None = None) -> Report:
     """Apply until nothing is pending."""
     total = Report()
     while True:
@@ -190,7 +196,9 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
 
 
 def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
-    """The batch's followers, created where new: one insert-or-ignore, one select."""
+    """The batch's followers, created where new: one insert-or-ignore, one select. On PostgreSQL the select locks
+    them (FOR NO KEY UPDATE: the interactions' foreign keys hold KEY SHARE locks) for the engine runs' caps and
+    totals, in id order so that two lockers of overlapping sets queue instead of deadlocking."""
     fresh: dict[str, dict[str, Any]] = {}
     for row in rows:
         ev = row.event
@@ -201,8 +209,10 @@ def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     insert = dialect.insert(Follower.__table__).on_conflict_do_nothing(index_elements=["openid"])
     session.connection().execute(insert, list(fresh.values()))
-    found = session.scalars(select(Follower).where(Follower.openid.in_(list(fresh))))
-    return {f.openid: f for f in found}
+    query = select(Follower).where(Follower.openid.in_(list(fresh)))
+    if session.get_bind().dialect.name == "postgresql":  # against other writers (journeys, periodic runs, the API)
+        query = query.order_by(Follower.id).with_for_update(key_share=True)
+    return {f.openid: f for f in session.scalars(query)}
 
 
 def _books(session: Session, rows: list[Pending]) -> dict[int, Compiled | None]:
@@ -253,19 +263,36 @@ def failures(session: Session, limit: int = 100, after: int = 0) -> list[dict[st
     return [dict(r._mapping) for r in session.connection().execute(query)]
 
 
-def retry(session: Session, iid: int) -> bool:
-    """Put a failed interaction back in the queue (after the playbook or data was fixed)."""
-    stmt = (
-        update(Interaction.__table__)
-        .where(_I.id == iid, _I.apply_error.is_not(None))
-        .values(applied_at=None, apply_error=None)
-    )
+def retry(session: Session, iid: int, *, active_playbook: bool = False) -> bool:
+    """Put a failed interaction back in the queue. It is applied with the playbook version that decided its reply,
+    unless `active_playbook`: then with the active one (a fixed rule), its reply rules still those the request
+    fired (by name). False when `iid` is not a failed interaction."""
+    values: dict[str, Any] = {"applied_at": None, "apply_error": None}
+    if active_playbook:
+        found = store.current(session.connection())
+        values["playbook_version"] = found[0] if found else None
+    stmt = update(Interaction.__table__).where(_I.id == iid, _I.apply_error.is_not(None)).values(**values)
     return session.connection().execute(stmt).rowcount == 1
 
 
-def wake(conn: redis.Redis) -> None:
-    """Tell an idle applier there is work (best effort: it polls the database anyway). The list holds one item."""
-    with conn.pipeline(transaction=False) as pipe:
-        pipe.rpush(WAKE, 1)
-        pipe.ltrim(WAKE, 0, 0)
-        pipe.execute()
+class Waker:
+    """Tells an idle applier there is work, at most once per `every` seconds per process (best effort: it polls the
+    database anyway). Under load the applier is never idle, and a hint per callback cost as much as the callback's
+    insert; an applier that found nothing waits for the next hint or its poll, so a skipped hint costs at most one
+    poll interval of latency. The list holds one item."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.every, self.last = every, float("-inf")
+
+    def __call__(self, conn: redis.Redis) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.rpush(WAKE, 1)
+            pipe.ltrim(WAKE, 0, 0)
+            pipe.execute()
+
+
+wake = Waker()

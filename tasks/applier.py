@@ -14,8 +14,8 @@ import redis
 
 from foundation.clock import utcnow
 from foundation.telemetry import APPLIED, APPLY_LAG, BATCH_SECONDS, BATCH_SIZE
-from scrm.applier import BATCH, WAKE, Report, apply_batch
 from scrm.applier import TRANSIENT as DB_DOWN
+from scrm.applier import WAKE, Report, apply_batch
 from scrm.outbox import announce
 
 if TYPE_CHECKING:
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL = 0.2  # seconds between database polls when idle and no hint arrives
+POLL = 0.1  # seconds between database polls when idle and no hint arrives
 MAX_BACKOFF = 5.0
 
 
-def run_once(svc: Services, batch: int = BATCH) -> Report:
+def run_once(svc: Services, batch: int | None = None) -> Report:
     """One batch, then its outbox rows announced to the dispatchers."""
     start = time.perf_counter()
     report = apply_batch(svc.db, batch)
@@ -48,7 +48,7 @@ def _observe(report: Report, seconds: float) -> None:
         APPLY_LAG.observe(max((now - received).total_seconds(), 0.0))
 
 
-def drain(svc: Services, batch: int = BATCH) -> Report:
+def drain(svc: Services, batch: int | None = None) -> Report:
     """Apply until nothing is pending (tests and `flask apply --drain`)."""
     total = Report()
     while (report := run_once(svc, batch)).applied or report.failed:
@@ -56,7 +56,7 @@ def drain(svc: Services, batch: int = BATCH) -> Report:
     return total
 
 
-def serve(svc: Services, stopping: Callable[[], bool], batch: int = BATCH, poll: float = POLL) -> None:
+def serve(svc: Services, stopping: Callable[[], bool], batch: int | None = None, poll: float = POLL) -> None:
     """The loop: busy while there is work, a hint or `poll` seconds apart when idle, backing off while the
     database is unreachable."""
     backoff = poll

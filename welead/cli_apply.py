@@ -6,16 +6,18 @@ import json
 import signal
 
 import click
+from flask.cli import AppGroup, with_appcontext
 
 from foundation.db import Database
 from foundation.services import services
 
 
-@click.group("apply", invoke_without_command=True)
-@click.option("--batch", default=500, show_default=True, help="Interactions per transaction.")
+@click.group("apply", cls=AppGroup, invoke_without_command=True)
+@click.option("--batch", type=click.IntRange(1, 5000), help="Interactions per transaction [500; 100 on SQLite].")
 @click.option("--drain", is_flag=True, help="Apply what is pending, print the counts and exit.")
 @click.pass_context
-def apply_cli(ctx: click.Context, batch: int, drain: bool) -> None:
+@with_appcontext
+def apply_cli(ctx: click.Context, batch: int | None, drain: bool) -> None:
     """Run the applier (the default), or one of the commands below."""
     if ctx.invoked_subcommand is not None:
         return
@@ -33,7 +35,9 @@ def apply_cli(ctx: click.Context, batch: int, drain: bool) -> None:
     stop: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stop.append(signum))
-    click.echo(f"applier: batches of {batch}; SIGTERM stops after the current batch")
+    from scrm.applier import batch_size
+
+    click.echo(f"applier: batches of {batch or batch_size(svc.db)}; SIGTERM stops after the current batch")
     serve(svc, lambda: bool(stop), batch)
 
 
@@ -66,11 +70,16 @@ def apply_failed(limit: int) -> None:
 
 @apply_cli.command("retry")
 @click.argument("interaction_id", type=int)
-def apply_retry(interaction_id: int) -> None:
-    """Queue a failed interaction again (after fixing the playbook or the data)."""
+@click.option(
+    "--active-playbook",
+    is_flag=True,
+    help="Apply it with the active playbook (after fixing a rule) instead of the version that decided its reply.",
+)
+def apply_retry(interaction_id: int, active_playbook: bool) -> None:
+    """Queue a failed interaction again (after fixing the data, or the playbook with --active-playbook)."""
     from scrm.applier import retry
 
     with services().db.transaction() as session:
-        if not retry(session, interaction_id):
+        if not retry(session, interaction_id, active_playbook=active_playbook):
             raise click.ClickException(f"interaction {interaction_id} is not a failed one")
     click.echo(f"interaction {interaction_id} queued again")

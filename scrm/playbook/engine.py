@@ -154,11 +154,12 @@ class Run:
             ACTIONS[action.verb](self, rule, i, action, values)
 
     def lock(self) -> None:
-        """Serialise runs for one follower (caps, running totals, arms); SQLite's BEGIN IMMEDIATE already does."""
+        """Serialise runs for one follower (caps, running totals, arms); SQLite's BEGIN IMMEDIATE already does, and an
+        applier batch locked its followers when it loaded them."""
         if self._locked:
             return
         self._locked = True
-        if self.session.get_bind().dialect.name != "postgresql":
+        if self.shared is not None or self.session.get_bind().dialect.name != "postgresql":
             return
         row = self.session.connection().execute(_LOCK, {"fid": self.follower.id}).one()
         state = inspect(self.follower)

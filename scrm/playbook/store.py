@@ -1,17 +1,21 @@
 """Playbook versions in the database: atomic, versioned loads, and the active version compiled once per process.
 
-The highest version is the active one. Every inbound event asks the database which version that is (one primary-key
-lookup) and reuses the compiled playbook cached under its checksum: a load by any process is seen by all others at
-their next event, and nothing is trusted from memory except a compilation of text that is itself in the database.
+The highest version is the active one. Callbacks ask the database which version that is at most once a second per
+process (`VERSION_TTL`; a load in the same process is seen at once) and reuse the compiled playbook cached under its
+checksum: a load by any process is seen by all others within a second, and nothing is trusted from memory except a
+compilation of text that is itself in the database. Whatever version decided a reply is stored with the interaction
+and applied as it was (`at_version`), so the second costs consistency nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+import weakref
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, event, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import iso, utcnow
@@ -21,6 +25,8 @@ from scrm.playbook.grammar import Playbook
 from scrm.playbook.models import PlaybookVersion
 from scrm.playbook.validate import parse
 
+VERSION_TTL = 1.0
+_LATEST_SEEN: weakref.WeakKeyDictionary[Engine, tuple[float, Any]] = weakref.WeakKeyDictionary()
 _CACHE: dict[str, Compiled] = {}
 _CACHE_MAX = 16
 _P = PlaybookVersion.__table__.c
@@ -56,6 +62,7 @@ def load(session: Session, source: str, by: str | None = None, now: datetime | N
     )
     session.add(row)
     session.flush()
+    event.listen(session, "after_commit", lambda _s: _LATEST_SEEN.clear(), once=True)
     for name, model in book.models.items():
         half_life = scoring.half_life_seconds(model.half_life_days)
         if score_totals.needs_rebase(session, name, half_life):
@@ -78,8 +85,13 @@ def active(session: Session) -> Compiled | None:
 
 
 def current(conn: Connection) -> tuple[int, Compiled] | None:
-    """(version, compiled) of the active playbook: one primary-key read, compiled once per process per checksum."""
-    latest = conn.execute(_LATEST).first()
+    """(version, compiled) of the active playbook: one primary-key read at most every VERSION_TTL seconds per
+    process and database, compiled once per process per checksum."""
+    now = time.monotonic()
+    seen = _LATEST_SEEN.get(conn.engine)
+    if seen is None or now - seen[0] > VERSION_TTL:
+        seen = _LATEST_SEEN[conn.engine] = (now, conn.execute(_LATEST).first())
+    latest = seen[1]
     if latest is None:
         return None
     return latest.version, _compiled(conn, latest.version, latest.checksum)

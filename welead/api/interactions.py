@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from apiflask import Schema, abort
-from apiflask.fields import Integer
+from apiflask.fields import Integer, String
+from apiflask.validators import OneOf
 
 from foundation.clock import iso
 from foundation.services import services
@@ -36,12 +37,24 @@ def list_failed(args: dict):
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
+class RetryArgs(Schema):
+    playbook = String(
+        load_default="decided",
+        validate=OneOf(["decided", "active"]),
+        metadata={"description": "`decided`: the version that decided its reply; `active`: the active one"},
+    )
+
+
 @bp.post("/interactions/<int:interaction_id>/retry")
 @bp.auth_required(auth)
-@bp.doc(summary="Apply a failed interaction again", description="404 unless the interaction is a failed one.")
-def retry_failed(interaction_id: int):
+@bp.input(RetryArgs, location="query", arg_name="args")
+@bp.doc(
+    summary="Apply a failed interaction again",
+    description="202 once queued; 404 unless the interaction is a failed one. `?playbook=active` after fixing a rule.",
+)
+def retry_failed(interaction_id: int, args: dict):
     require("marketer")
     with services().db.transaction() as session:
-        if not applier.retry(session, interaction_id):
+        if not applier.retry(session, interaction_id, active_playbook=args["playbook"] == "active"):
             abort(404, f"interaction {interaction_id} is not a failed one")
     return {"id": interaction_id, "queued": True}, 202
