@@ -308,6 +308,16 @@ def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runn
     # The retried interaction is applied with the version that decided it, which still has the rule: it fails again.
     assert drain(db).failed == 1 and kit.pending(db) == 0
 
+    # The marketer fixes the rule (ids only: `rep:{rep}` style) and retries with the active playbook.
+    kit.load(db, POISON_BOOK.replace('"^take (?P<rep>\\\\w+)$"', '"^take (?P<rep>[a-z]{1,20})$"'))
+    url = f"/api/v1/interactions/{row.id}/retry"
+    assert client.post(url + "?playbook=nope", headers=auth_headers).status_code in (400, 422)
+    assert client.post(url + "?playbook=active", headers=auth_headers).status_code == 202
+    assert (drain(db).applied, kit.pending(db)) == (1, 0)
+    with db.sessions() as session:
+        assert applier.failures(session) == []
+    assert client.post(url, headers=auth_headers).status_code == 404  # no longer a failed one
+
 
 def test_retry_applies_a_failed_interaction_once_the_cause_is_fixed(app, runner):
     """An effect registered for a kind of its own (through the product's registry, removed afterwards) raises
