@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -79,6 +80,15 @@ class Database:
             yield session
 
     @contextmanager
+    def lazy_reader(self) -> Iterator[LazyConnection]:
+        """A read connection opened only if something is executed: most callbacks need no read at all."""
+        lazy = LazyConnection(self.reader)
+        try:
+            yield lazy
+        finally:
+            lazy.close()
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A short Core write transaction, no ORM session: the callback path's one insert."""
         with self._lock or nullcontext(), self.engine.begin() as conn:
@@ -87,6 +97,24 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.reader.dispose()
+
+
+class LazyConnection:
+    """The part of Connection the callback path's reads use (`engine`, `execute`), connecting on first execute."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn.execute(statement, parameters)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class _WriterLock:

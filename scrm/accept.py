@@ -48,8 +48,8 @@ def _insert(dialect: str) -> Any:
 def accept(db: Database, event: Event) -> Accepted:
     """Decide (reads only), then record in one short write transaction."""
     now = utcnow()
-    with db.reader.connect() as conn:
-        decision = decide(conn, event, now)
+    with db.lazy_reader() as conn:
+        decision = decide(conn, event, now)  # type: ignore[arg-type]  # reads through the lazy connection
         stored = decision.as_json()
         row = _row(event, now, stored, decision.version)
     with db.write() as conn:
