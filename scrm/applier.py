@@ -189,6 +189,7 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
         report.received.append(row.received_at)
         marks.append({"iid": row.id, "fid": follower.id if follower else None})
     shared.flush()
+    report.outbox_ids += shared.outbox_ids
     now = utcnow()
     session.connection().execute(_MARK, [{**m, "done": now} for m in marks])
     report.applied = len(marks)

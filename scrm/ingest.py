@@ -128,6 +128,9 @@ class Visit:
         self.signals.append((kind, facts))
 
     def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
+        if self.shared is not None:  # written with the applier's batch; its ids come from there
+            self.shared.enqueue(task, args, key, utcnow())
+            return
         # The outbox row needs nothing the session holds: the follower's pending changes are flushed once, at commit.
         with self.session.no_autoflush:
             oid = outbox.add(self.session, task, args, key=key)

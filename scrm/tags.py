@@ -112,14 +112,28 @@ def _rolled_back(session: Session) -> None:
 
 
 @cache
-def _attach(dialect: str) -> Any:
+def _attach(dialect: str, returning: bool = True) -> Any:
     """INSERT INTO follower_tags SELECT :fid, tags.id, :at FROM tags WHERE name = :name, ignoring a repeat."""
     source = select(bindparam("fid", type_=BigInteger), _T.id, bindparam("at", type_=DateTime)).where(
         _T.name == bindparam("name")
     )
     stmt = (postgresql if dialect == "postgresql" else sqlite).insert(FollowerTag.__table__)
     stmt = stmt.from_select(["follower_id", "tag_id", "added_at"], source)
-    return stmt.on_conflict_do_nothing(index_elements=["follower_id", "tag_id"]).returning(_FT.follower_id)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["follower_id", "tag_id"])
+    return stmt.returning(_FT.follower_id) if returning else stmt
+
+
+def attach_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Tag many followers at once (`{"fid", "name", "at"}` each), creating the tags first: the applier's batch."""
+    if not rows:
+        return
+    conn, known = session.connection(), _known(session)
+    names = sorted({r["name"] for r in rows} - known)
+    if names:
+        now = utcnow()
+        conn.execute(insert_ignore(session, Tag, ["name"]), [{"name": n, "created_at": now} for n in names])
+        session.info.setdefault(_SEEN, set()).update(names)
+    conn.execute(_attach(session.get_bind().dialect.name, returning=False), rows)
 
 
 def add(session: Session, follower_id: int, name: str, at: datetime | None = None) -> bool:

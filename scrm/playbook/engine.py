@@ -185,9 +185,11 @@ class Run:
         if not 0 < len(name) <= tags.MAX_NAME:
             log.warning("rule %r: tag %r skipped (1-%d characters)", rule, name, tags.MAX_NAME)
             return
-        if (self._tags is not None and name in self._tags) or not tags.add(
-            self.session, self.follower.id, name, self.now
-        ):
+        if self._tags is not None and name in self._tags:
+            return
+        if self.shared is not None:  # the batch's tag set is the follower's: the tag is new, written with the batch
+            self.shared.attach(self.follower.id, name, self.now)
+        elif not tags.add(self.session, self.follower.id, name, self.now):
             return
         if self._tags is not None:
             self._tags.add(name)
@@ -198,12 +200,21 @@ class Run:
             self.emit("checked_in", event=parts[1], booth=parts[2] if len(parts) > 2 else None)
 
     def remove_tag(self, name: str, rule: str) -> None:
-        if tags.remove(self.session, self.follower.id, name) is None:
+        if not self._removed(name):
             return
         if self._tags is not None:
             self._tags.discard(name)
         self.note("tag_removed", {"tag": name, "rule": rule})
         self.emit("tag_removed", tag=name)
+
+    def _removed(self, name: str) -> bool:
+        """Untag in the database, unless the batch's own pending tag is taken back (or the batch knows it is absent)."""
+        if self.shared is not None:
+            if self.shared.detach(self.follower.id, name):
+                return True
+            if self._tags is not None and name not in self._tags:
+                return False
+        return tags.remove(self.session, self.follower.id, name) is not None
 
     def scored(self, rule: str, award: scoring.Award) -> None:
         self.note("score", {"model": award.model, "points": award.points, "rule": rule,

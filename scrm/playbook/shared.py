@@ -1,5 +1,6 @@
 """What the engine runs of one applier batch share: each follower's score ledger and tag names read once for the
-whole batch (one statement each), totals and timeline rows written once at its end (one statement each).
+whole batch (one statement each); tags attached, outbox rows, score events, totals and timeline rows written once at
+its end (one statement each).
 
 Runs of one follower follow each other in the batch and see each other's changes through these objects; nothing
 else writes the follower meanwhile (the applier holds the follower's partition, SQLite its write lock).
@@ -14,7 +15,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from scrm import tags
-from scrm.models import Activity
+from foundation.sql import insert_ignore
+from scrm.models import Activity, Outbox
 from scrm.score_caps import CapBook
 from scrm.scoring import Ledger, fold_exact
 
@@ -26,6 +28,9 @@ class Shared:
         self.ledgers = Ledger.preload(session, follower_ids, self.caps)
         self.tags = tags.names_of(session, follower_ids)
         self.notes: list[dict[str, Any]] = []
+        self.attached: dict[tuple[int, str], datetime] = {}  # tags the batch added, not written yet
+        self.queued: dict[str, dict[str, Any]] = {}  # outbox rows by key (or a unique stand-in), not written yet
+        self.outbox_ids: list[int] = []
 
     def ledger(self, follower_id: int) -> Ledger:
         found = self.ledgers.get(follower_id)
@@ -36,9 +41,29 @@ class Shared:
     def tag_set(self, follower_id: int) -> set[str]:
         return self.tags.setdefault(follower_id, set())
 
+    def attach(self, follower_id: int, name: str, at: datetime) -> None:
+        """Tag a follower the batch's tag set says lacks the tag."""
+        self.attached[(follower_id, name)] = at
+
+    def detach(self, follower_id: int, name: str) -> bool:
+        """Take back a tag this batch attached and has not written: True when there was one."""
+        return self.attached.pop((follower_id, name), None) is not None
+
+    def enqueue(self, task: str, args: dict[str, Any], key: str | None, now: datetime) -> None:
+        """An outbox row, written with the batch; with a `key`, once (a key seen before is ignored by the insert)."""
+        slot = key if key is not None else f"\x00{len(self.queued)}"
+        self.queued.setdefault(slot, {"task": task, "args": args, "key": key, "created_at": now, "run_after": None,
+                                      "attempts": 0})  # fmt: skip
+
     def flush(self) -> None:
-        """Write what the batch's runs left pending: score events and totals, then timeline rows."""
+        """Write what the batch's runs left pending: tags, outbox rows, score events and totals, timeline rows."""
         conn = self.session.connection()
+        tags.attach_many(self.session, [{"fid": f, "name": n, "at": at} for (f, n), at in self.attached.items()])
+        self.attached = {}
+        if self.queued:
+            stmt = insert_ignore(self.session, Outbox, ["key"], "id")
+            self.outbox_ids += conn.execute(stmt, list(self.queued.values())).scalars().all()
+            self.queued = {}
         self.caps.flush()
         totals = [row for ledger in self.ledgers.values() for row in ledger.pending()]
         if totals:
