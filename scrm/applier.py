@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -65,6 +65,12 @@ _FAIL = (
     update(Interaction.__table__)
     .where(_I.id == bindparam("iid"), _I.applied_at.is_(None))
     .values(applied_at=bindparam("done"), apply_error=bindparam("error"), follower_id=bindparam("fid"))
+)
+_STATE = frozenset({"channel", "subscribed", "subscribed_at", "unsubscribed_at", "source", "stage", "owner_id",
+                    "last_active_at"})  # fmt: skip
+_F = Follower.__table__.c
+_WRITE_STATE = (
+    update(Follower.__table__).where(_F.id == bindparam("fid")).values({c: bindparam(f"v_{c}") for c in _STATE})
 )
 _BACKLOG = select(func.count(), func.min(_I.received_at)).where(_I.applied_at.is_(None))
 
@@ -189,6 +195,7 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
         report.received.append(row.received_at)
         marks.append({"iid": row.id, "fid": follower.id if follower else None})
     shared.flush()
+    _write_followers(session, list(followers.values()))
     report.outbox_ids += shared.outbox_ids
     now = utcnow()
     session.connection().execute(_MARK, [{**m, "done": now} for m in marks])
@@ -214,6 +221,19 @@ def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
     if session.get_bind().dialect.name == "postgresql":  # against other writers (journeys, periodic runs, the API)
         query = query.order_by(Follower.id).with_for_update(key_share=True)
     return {f.openid: f for f in session.scalars(query)}
+
+
+def _write_followers(session: Session, followers: list[Follower]) -> None:
+    """The followers' new state in one executemany (the ORM writes an UPDATE per follower). A follower with a change
+    outside these columns is left to the ORM's flush."""
+    rows = []
+    for follower in followers:
+        changed = {a.key for a in inspect(follower).attrs if a.history.has_changes()}
+        if changed and changed <= _STATE:
+            rows.append({"fid": follower.id, **{f"v_{c}": getattr(follower, c) for c in _STATE}})
+            session.expunge(follower)  # written here: nothing left for the ORM to flush
+    if rows:
+        session.connection().execute(_WRITE_STATE, rows)
 
 
 def _books(session: Session, rows: list[Pending]) -> dict[int, Compiled | None]:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from scrm import tags
 from foundation.sql import insert_ignore
+from scrm import tags
 from scrm.models import Activity, Outbox
 from scrm.score_caps import CapBook
 from scrm.scoring import Ledger, fold_exact
