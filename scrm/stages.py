@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
@@ -101,3 +102,9 @@ def save(session: Session, follower_id: int, model: str, fire: list[float], rear
     for threshold in fire:
         row = {"follower_id": follower_id, "model": model, "threshold": threshold, "fired_at": at}
         conn.execute(insert_ignore(session, ScoreArm, ["follower_id", "model", "threshold"]), row)
+
+
+def save_fired(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Disarm many thresholds at once (`{follower_id, model, threshold, fired_at}` each): the applier's batch."""
+    if rows:
+        session.connection().execute(insert_ignore(session, ScoreArm, ["follower_id", "model", "threshold"]), rows)

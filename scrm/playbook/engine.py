@@ -224,7 +224,10 @@ class Run:
             fired = self.ledger.fired(award.model)
             fire, rearm = stages.crossings(award.pre, award.post, thresholds, fired)
             if fire or rearm:
-                stages.save(self.session, self.follower.id, award.model, fire, rearm, self.now)
+                if self.shared is not None:
+                    self.shared.arms(self.follower.id, award.model, fire, rearm, self.now)
+                else:
+                    stages.save(self.session, self.follower.id, award.model, fire, rearm, self.now)
                 fired.difference_update(rearm)
                 fired.update(fire)
             for threshold in fire:

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from foundation.sql import insert_ignore
-from scrm import tags
+from scrm import stages, tags
 from scrm.models import Activity, Outbox
 from scrm.score_caps import CapBook
 from scrm.scoring import Ledger, fold_exact
@@ -31,6 +31,7 @@ class Shared:
         self.attached: dict[tuple[int, str], datetime] = {}  # tags the batch added, not written yet
         self.queued: dict[str, dict[str, Any]] = {}  # outbox rows by key (or a unique stand-in), not written yet
         self.outbox_ids: list[int] = []
+        self.fired: dict[tuple[int, str, float], datetime] = {}  # thresholds the batch disarmed, not written yet
 
     def ledger(self, follower_id: int) -> Ledger:
         found = self.ledgers.get(follower_id)
@@ -49,6 +50,14 @@ class Shared:
         """Take back a tag this batch attached and has not written: True when there was one."""
         return self.attached.pop((follower_id, name), None) is not None
 
+    def arms(self, follower_id: int, model: str, fire: list[float], rearm: list[float], at: datetime) -> None:
+        """As stages.save: re-arm first (a threshold this batch fired is simply forgotten), then disarm."""
+        stored = [t for t in rearm if self.fired.pop((follower_id, model, t), None) is None]
+        if stored:
+            stages.save(self.session, follower_id, model, [], stored, at)
+        for threshold in fire:
+            self.fired.setdefault((follower_id, model, threshold), at)
+
     def enqueue(self, task: str, args: dict[str, Any], key: str | None, now: datetime) -> None:
         """An outbox row, written with the batch; with a `key`, once (a key seen before is ignored by the insert)."""
         slot = key if key is not None else f"\x00{len(self.queued)}"
@@ -64,6 +73,9 @@ class Shared:
             stmt = insert_ignore(self.session, Outbox, ["key"], "id")
             self.outbox_ids += conn.execute(stmt, list(self.queued.values())).scalars().all()
             self.queued = {}
+        stages.save_fired(self.session, [{"follower_id": f, "model": m, "threshold": t, "fired_at": at}
+                                         for (f, m, t), at in self.fired.items()])  # fmt: skip
+        self.fired = {}
         self.caps.flush()
         totals = [row for ledger in self.ledgers.values() for row in ledger.pending()]
         if totals:
