@@ -28,9 +28,9 @@ _openids = itertools.count()
 # counted): the active version, the insert. Before the accept/apply split a subscribe took 17, a text 12.
 REQUEST_BUDGET = 4
 # Statements per interaction in the applier, amortised over a batch of the three kinds below with the demo playbook
-# (measured 1.6 on SQLite, 2.7 on PostgreSQL with its follower locks; one statement per rule action before batches
-# shared their followers' state: ~8).
-APPLY_BUDGET = {"sqlite": 2.5, "postgresql": 3.5}
+# (60 interactions: measured 0.63 on SQLite, 0.65 on PostgreSQL; a batch's statements are a fixed dozen, so bigger
+# batches amortise further. One statement per rule action before batches shared their followers' state: ~8).
+APPLY_BUDGET = {"sqlite": 1.0, "postgresql": 1.0}
 
 
 def _callbacks(client):
