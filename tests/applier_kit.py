@@ -29,6 +29,7 @@ from scrm.ingest import Event
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Outbox, Rep, Tag
 from scrm.playbook import store
 from scrm.playbook.models import ScoreEvent
+from tests.helpers import recreate_pg_database
 from welead.migrate import upgrade
 
 T0 = 1_767_600_000  # 2026-01-05, the CreateTime of the first event; event n is T0 + n
@@ -247,13 +248,7 @@ def pg_database(template: str, role: str) -> str:
     found = _PG_ROLES.get((template, role))
     if found is None:
         url = sa.engine.make_url(template)
-        name = f"{url.database}_{role}"
-        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        found = _PG_ROLES[(template, role)] = url.set(database=name).render_as_string(hide_password=False)
+        found = _PG_ROLES[(template, role)] = recreate_pg_database(url, f"{url.database}_{role}")
         upgrade(found)
     return found
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from foundation.config import Settings
-from tests.helpers import serve
+from tests.helpers import recreate_pg_database, serve
 from welead.app import create_app
 from welead.embedded import EmbeddedRedis
 from welead.migrate import upgrade
@@ -53,13 +53,7 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 def _pg_database(worker: str) -> str:
     url = sa.engine.make_url(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"{url.database}_test_{worker}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return recreate_pg_database(url, f"{url.database}_test_{worker}")
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+import sqlalchemy as sa
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -67,3 +69,26 @@ def running_url(server: EmbeddedRedis) -> str:
         server.start()
     redis.Redis.from_url(server.url).flushdb()
     return server.url
+
+
+def stop_processes(procs: list) -> None:
+    """Terminate (then kill) test subprocesses, closing their log files: `procs` holds (Popen, log file) pairs."""
+    for proc, log in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
+
+
+def recreate_pg_database(url: sa.URL, name: str) -> str:
+    """Drop and create database `name` beside `url`'s; its URL, password included."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)

@@ -43,7 +43,7 @@ from tasks.worker import run_worker
 from tests import applier_kit as kit
 from tests.conftest import ENV_VARS
 from tests.helpers import drain as drain_app
-from tests.helpers import pending_outbox, post, running_url
+from tests.helpers import pending_outbox, post, running_url, stop_processes
 from wechat.simulate import build_callback, callback_path, read_reply
 
 PG = os.environ.get("DATABASE_URL", "").startswith("postgresql")
@@ -124,15 +124,7 @@ class ApplierProcess:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("applier-*.log")))
 
     def stop(self) -> None:
-        for proc, log in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            log.close()
+        stop_processes(self.procs)
 
 
 def test_sigkilled_applier_applies_every_effect_exactly_once(dbs, redis_url, tmp_path):

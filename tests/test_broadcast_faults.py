@@ -20,7 +20,7 @@ from foundation.config import ROOT
 from scrm.delivery_models import Delivery
 from tasks.pump import pump
 from tests.conftest import ENV_VARS
-from tests.helpers import running_url, serve
+from tests.helpers import running_url, serve, stop_processes
 from tests.messaging_kit import FAST, add_followers, drain, pending, rows, with_messaging
 from wechat.sandbox_state import K, SandboxControl
 from welead.app import create_app
@@ -100,15 +100,7 @@ class Workers:
         return proc
 
     def stop(self) -> None:
-        for proc, log in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            log.close()
+        stop_processes(self.procs)
 
 
 @pytest.fixture
