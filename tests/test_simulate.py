@@ -204,3 +204,16 @@ def test_cli_verify(runner, live, channel):
     result = runner.invoke(args=["wechat", "verify", channel, "--url", live])
     assert result.exit_code == 0, result.output
     assert "verified" in result.output
+
+
+def test_cli_simulate_subscribe_tells_the_sandbox_the_scene(runner, live, client, auth_headers):
+    """The profile job's user/info then answers the scene the follower came by, as WeChat would."""
+    from tasks.worker import run_worker
+
+    result = runner.invoke(args=["wechat", "simulate", "subscribe", "--scene", "booth:expo:A1", "--openid", "oCliQR",
+                                 "--url", live])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    drain(client.application)
+    run_worker(client.application, burst=True)
+    profile = client.get("/api/v1/followers/oCliQR", headers=auth_headers).json["profile"]
+    assert profile["subscribe_scene"] == "ADD_SCENE_QR_CODE" and profile["qr_scene_str"] == "booth:expo:A1"

@@ -6,6 +6,7 @@ The protocol code is in wechat/ (simulate, menu, api); these commands only wire 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,16 @@ from foundation.services import services
 from wechat.api import OAClient
 from wechat.errors import WeChatError
 from wechat.menu import Menu, MenuError, read_menu
-from wechat.simulate import KINDS, Channel, build_callback, build_verification, callback_path, is_wecom, read_reply
+from wechat.simulate import (
+    DEFAULT_OPENID,
+    KINDS,
+    Channel,
+    build_callback,
+    build_verification,
+    callback_path,
+    is_wecom,
+    read_reply,
+)
 
 wechat_cli = AppGroup("wechat", help="WeChat protocol tools: simulated callbacks, URL verification.")
 
@@ -89,6 +99,8 @@ def simulate(kind: str, page_url: str | None, server: str | None, timeout: float
         query, body = build_callback(kind, services().settings, **options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if kind == "subscribe" and services().settings.sandbox:
+        _tell_sandbox(_server(server), options.get("openid") or DEFAULT_OPENID, options.get("scene"), timeout)
     url = _server(server) + callback_path(kind)
     click.echo(f"-> POST {url} ({kind})")
     if show:
@@ -97,6 +109,13 @@ def simulate(kind: str, page_url: str | None, server: str | None, timeout: float
     _show_answer(response, "wecom" if is_wecom(kind) else "oa")
     if not response.ok:
         raise click.exceptions.Exit(1)
+
+
+def _tell_sandbox(base: str, openid: str, scene: str | None, timeout: float) -> None:
+    """The sandbox's user/info answers with the scene a follower came by once it knows it (docs/sandbox.md); best
+    effort: a WeLead without the sandbox, or not running, is the callback's to report."""
+    with contextlib.suppress(requests.RequestException):
+        requests.post(f"{base}/sandbox/_control", json={"followed": {openid: scene}}, timeout=timeout)
 
 
 @wechat_cli.command("verify")
