@@ -178,7 +178,8 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
     report = Report()
     followers = _followers(session, rows)
     books = _books(session, rows)
-    shared = Shared(session, [f.id for f in followers.values()], utcnow())
+    fids = [f.id for f in followers.values()]
+    shared = Shared(session, fids, utcnow(), [b for b in books.values() if b is not None])
     marks = []
     for row in rows:
         follower = followers.get(row.event.openid) if row.event.has_follower else None

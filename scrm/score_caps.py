@@ -23,7 +23,9 @@ from scrm.scoring import CapSpec, Usage, allowed, cap_key
 _E = ScoreEvent.__table__.c
 _FIDS = bindparam("fids", expanding=True)
 _KEYS = select(_E.dedup).where(
-    _E.follower_id.in_(_FIDS), or_(_E.dedup.like("%:once:%"), _E.dedup.like(bindparam("daily")))
+    _E.follower_id.in_(_FIDS),
+    _E.rule.in_(bindparam("keyed", expanding=True)),
+    or_(_E.dedup.like("%:once:%"), _E.dedup.like(bindparam("daily"))),
 )
 _USAGE = (
     select(
@@ -34,7 +36,7 @@ _USAGE = (
         func.coalesce(func.sum(case((_E.at >= bindparam("day"), 1), else_=0)), 0),
         func.coalesce(func.sum(func.abs(_E.points)), 0),
     )
-    .where(_E.follower_id.in_(_FIDS))
+    .where(_E.follower_id.in_(_FIDS), _E.rule.in_(bindparam("counted", expanding=True)))
     .group_by(_E.follower_id, _E.rule, _E.model)
 )
 
@@ -44,25 +46,35 @@ def _day(now: datetime) -> datetime:
 
 
 class CapBook:
-    def __init__(self, session: Session, follower_ids: list[int], now: datetime) -> None:
+    """`keyed` and `counted`: the capped rules of the batch's playbooks (Compiled.keyed_caps / counted_caps), so only
+    their history is read (through the (follower, rule) index), not every score a follower ever got."""
+
+    def __init__(self, session: Session, follower_ids: list[int], now: datetime, keyed: set[str],
+                 counted: set[str]) -> None:  # fmt: skip
         self.session, self.day = session, _day(now)
         self.keys: set[str] = set()
         self.used: dict[tuple[int, str, str], list[int]] = {}  # (fid, rule, model) → [count, today, points]
         self.events: list[dict[str, Any]] = []
+        self.rules = keyed | counted
         if follower_ids:
-            self._load(follower_ids)
+            self._load(follower_ids, sorted(keyed), sorted(counted))
 
-    def _load(self, follower_ids: list[int]) -> None:
+    def _load(self, follower_ids: list[int], keyed: list[str], counted: list[str]) -> None:
         conn = self.session.connection()
-        daily = f"%:{self.day:%Y%m%d}:%"
-        self.keys.update(conn.execute(_KEYS, {"fids": follower_ids, "daily": daily}).scalars())
-        for fid, rule, model, count, today, points in conn.execute(_USAGE, {"fids": follower_ids, "day": self.day}):
-            self.used[(fid, rule, model)] = [int(count), int(today), int(points)]
+        if keyed:
+            daily = f"%:{self.day:%Y%m%d}:%"
+            params = {"fids": follower_ids, "keyed": keyed, "daily": daily}
+            self.keys.update(conn.execute(_KEYS, params).scalars())
+        if counted:
+            params = {"fids": follower_ids, "counted": counted, "day": self.day}
+            for fid, rule, model, count, today, points in conn.execute(_USAGE, params):
+                self.used[(fid, rule, model)] = [int(count), int(today), int(points)]
 
     def record(self, follower_id: int, model: str, points: int, rule: str, interaction_id: int | None, dedup: str,
                cap: CapSpec | None, now: datetime) -> int | None:  # fmt: skip
-        """The points given (0: capped); None when this book cannot decide (another day than it read)."""
-        if _day(now) != self.day:
+        """The points given (0: capped); None when this book cannot decide (another day than it read, or a capped
+        rule it was not told of)."""
+        if _day(now) != self.day or (cap is not None and rule not in self.rules):
             return None
         key = cap_key(cap, rule, model, follower_id, now)
         if key is not None:

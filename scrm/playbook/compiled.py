@@ -70,6 +70,9 @@ class Compiled:
         self.stages = [Stage(s.name, float(s.at) if s.at is not None else None) for s in book.stages.order]
         self.thresholds: dict[str, dict[float, float]] = {}
         self.quiet: list[tuple[str, int]] = []  # (rule name, days) of `inactive` rules
+        # Rules whose score caps read history: by their unique key (once, daily) or by counting (per_day > 1, total).
+        self.keyed_caps: set[str] = set()
+        self.counted_caps: set[str] = set()
         self._index: dict[str, _Index] = {}
         for order, rule in enumerate(book.rules):
             if rule.enabled:
@@ -97,6 +100,11 @@ class Compiled:
             known[float(spec.threshold)] = max(margin, known.get(float(spec.threshold), 0.0))
         if kind == "inactive":
             self.quiet.append((rule.name, spec.days))
+        for action in rule.do:
+            if action.verb == "score" and action.cap is not None:
+                cap = action.cap
+                keyed = cap.once or (cap.per_day == 1 and cap.total is None)
+                (self.keyed_caps if keyed else self.counted_caps).add(rule.name)
 
     def matches(self, signal: Signal) -> list[tuple[CompiledRule, dict[str, str]]]:
         """Rules whose trigger matches, in playbook order, with what their patterns bound."""

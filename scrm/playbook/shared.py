@@ -17,14 +17,17 @@ from sqlalchemy.orm import Session
 from foundation.sql import insert_ignore
 from scrm import stages, tags
 from scrm.models import Activity, Outbox
+from scrm.playbook.compiled import Compiled
 from scrm.score_caps import CapBook
 from scrm.scoring import Ledger, fold_exact
 
 
 class Shared:
-    def __init__(self, session: Session, follower_ids: list[int], now: datetime) -> None:
+    def __init__(self, session: Session, follower_ids: list[int], now: datetime, books: list[Compiled]) -> None:
         self.session = session
-        self.caps = CapBook(session, follower_ids, now)
+        keyed = {r for book in books for r in book.keyed_caps}
+        counted = {r for book in books for r in book.counted_caps}
+        self.caps = CapBook(session, follower_ids, now, keyed, counted)
         self.ledgers = Ledger.preload(session, follower_ids, self.caps)
         self.tags = tags.names_of(session, follower_ids)
         self.notes: list[dict[str, Any]] = []
