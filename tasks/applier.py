@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 POLL = 0.1  # seconds between database polls when idle and no hint arrives
 MAX_BACKOFF = 5.0
+GATHER, GATHER_BELOW = 0.05, 50  # after a batch smaller than this, wait this long before the next one
 
 
 def run_once(svc: Services, batch: int | None = None) -> Report:
@@ -73,6 +74,8 @@ def serve(svc: Services, stopping: Callable[[], bool], batch: int | None = None,
             log.warning("%d interactions failed (GET /api/v1/interactions/failed)", report.failed)
         if not (report.applied or report.failed):
             _wait(svc.redis_slow, poll)
+        elif report.applied + report.failed < GATHER_BELOW:
+            time.sleep(GATHER)  # a trickle: let a few more arrive rather than take the write lock for each
 
 
 def _wait(conn: redis.Redis, poll: float) -> None:
