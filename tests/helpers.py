@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import redis
 import sqlalchemy as sa
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from foundation.config import ROOT
 from scrm.applier import Report
 from scrm.models import Interaction, Outbox
 from tasks.applier import drain as drain_applier
@@ -71,17 +75,35 @@ def running_url(server: EmbeddedRedis) -> str:
     return server.url
 
 
-def stop_processes(procs: list) -> None:
-    """Terminate (then kill) test subprocesses, closing their log files: `procs` holds (Popen, log file) pairs."""
-    for proc, log in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
+class FlaskProcesses:
+    """`flask --app wsgi <args>` as real processes (workers, appliers) for tests that kill and restart them; each
+    run logs to `<log_dir>/<name>-<n>.log`."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str, *args: str) -> None:
+        self.env, self.log_dir, self.name, self.args = env, log_dir, name, args
+        self.procs: list[tuple[subprocess.Popen, Any]] = []
+
+    def start(self) -> subprocess.Popen:
+        log = open(self.log_dir / f"{self.name}-{len(self.procs)}.log", "wb")  # noqa: SIM115 (closed in stop)
+        argv = [sys.executable, "-m", "flask", "--app", "wsgi", *self.args]
+        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append((proc, log))
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.name}-*.log")))
+
+    def stop(self) -> None:
+        """Terminate (then kill) what still runs, and close the logs."""
+        for proc, log in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            log.close()
 
 
 def recreate_pg_database(url: sa.URL, name: str) -> str:

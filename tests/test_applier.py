@@ -17,8 +17,6 @@ interaction per transaction (`apply_batch(db, limit=1)`): tests/applier_kit.py r
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,7 +29,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from foundation.config import ROOT
 from foundation.db import Database
 from scrm import applier, effects
 from scrm.applier import APPLIER_NAME, _apply, _claim, apply_batch, drain
@@ -42,8 +39,8 @@ from tasks import applier as applier_process
 from tasks.worker import run_worker
 from tests import applier_kit as kit
 from tests.conftest import ENV_VARS
+from tests.helpers import FlaskProcesses, pending_outbox, post, running_url
 from tests.helpers import drain as drain_app
-from tests.helpers import pending_outbox, post, running_url, stop_processes
 from wechat.simulate import build_callback, callback_path, read_reply
 
 PG = os.environ.get("DATABASE_URL", "").startswith("postgresql")
@@ -100,31 +97,13 @@ def busy_script(followers: int, rounds: int) -> kit.Script:
 # --- 1. exactly once: the applier process SIGKILLed mid-work ------------------------------------------------------
 
 
-class ApplierProcess:
+class ApplierProcess(FlaskProcesses):
     """`flask --app wsgi apply` as its own process, on this test's database and Redis."""
 
     def __init__(self, database_url: str, redis_url: str, log_dir, batch: int) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("WELEAD_")}
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
-        self.env, self.log_dir, self.batch, self.procs = env, log_dir, batch, []
-
-    def start(self) -> subprocess.Popen:
-        log = open(self.log_dir / f"applier-{len(self.procs)}.log", "wb")  # noqa: SIM115 (closed in stop)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "apply", "--batch", str(self.batch)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append((proc, log))
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("applier-*.log")))
-
-    def stop(self) -> None:
-        stop_processes(self.procs)
+        super().__init__(env, log_dir, "applier", "apply", "--batch", str(batch))
 
 
 def test_sigkilled_applier_applies_every_effect_exactly_once(dbs, redis_url, tmp_path):

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
-from foundation.config import ROOT
 from scrm.delivery_models import Delivery
 from tasks.pump import pump
 from tests.conftest import ENV_VARS
-from tests.helpers import running_url, serve, stop_processes
+from tests.helpers import FlaskProcesses, running_url, serve
 from tests.messaging_kit import FAST, add_followers, drain, pending, rows, with_messaging
 from wechat.sandbox_state import K, SandboxControl
 from welead.app import create_app
@@ -71,7 +69,7 @@ def wired(app, wechat):
     return control
 
 
-class Workers:
+class Workers(FlaskProcesses):
     """`flask worker` processes against this test's database and Redis."""
 
     def __init__(self, app, tmp_path) -> None:
@@ -85,22 +83,7 @@ class Workers:
             WECOM_API_BASE=s.wecom_api_base,
             PYTHONUNBUFFERED="1",
         )
-        self.env, self.logs, self.procs = env, tmp_path, []
-
-    def start(self) -> subprocess.Popen:
-        log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append((proc, log))
-        return proc
-
-    def stop(self) -> None:
-        stop_processes(self.procs)
+        super().__init__(env, tmp_path, "worker", "worker")
 
 
 @pytest.fixture
