@@ -9,13 +9,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def _module(session: Session):
-    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+def _module(bind: Session | Connection):
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    return postgresql if dialect.name == "postgresql" else sqlite
 
 
 @cache
@@ -24,12 +25,12 @@ def _insert_ignore(module: Any, table: Table, conflict: tuple[str, ...], returni
     return stmt.returning(table.c[returning]) if returning else stmt
 
 
-def insert_ignore(session: Session, model: Any, conflict: list[str], returning: str | None = None) -> Any:
+def insert_ignore(bind: Session | Connection, model: Any, conflict: list[str], returning: str | None = None) -> Any:
     """INSERT ... ON CONFLICT (cols) DO NOTHING [RETURNING col]: the idempotent write retried callbacks rely on.
 
-    Execute it with a parameter dict: `session.execute(stmt, {...})`.
+    Execute it with a parameter dict: `session.execute(stmt, {...})`, or a list of them.
     """
-    return _insert_ignore(_module(session), model.__table__, tuple(conflict), returning)
+    return _insert_ignore(_module(bind), model.__table__, tuple(conflict), returning)
 
 
 def upsert(session: Session, model: Any, conflict: list[str], values: dict[str, Any], update: list[str]) -> Any:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 
 from foundation.clock import utcnow
 from foundation.db import Database
+from foundation.sql import insert_ignore
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
@@ -39,12 +38,6 @@ def shard(openid: str) -> int:
     return zlib.crc32(openid.encode("utf-8", "surrogatepass")) % SHARDS
 
 
-@cache
-def _insert(dialect: str) -> Any:
-    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(_I)
-    return stmt.on_conflict_do_nothing(index_elements=["dedup_key"]).returning(_I.c.id)
-
-
 def accept(db: Database, event: Event) -> Accepted:
     """Decide (reads only), then record in one short write transaction."""
     now = utcnow()
@@ -53,19 +46,11 @@ def accept(db: Database, event: Event) -> Accepted:
         stored = decision.as_json()
         row = _row(event, now, stored, decision.version)
     with db.write() as conn:
-        new = conn.execute(_insert(db.dialect), row).scalar()
-    if new is None:
-        return Accepted(None, _stored(db, event.dedup_key))
+        new = conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
+    if new is None:  # a retry: answer what the first delivery was answered
+        with db.reader.connect() as conn:
+            return Accepted(None, conn.execute(_STORED, {"key": event.dedup_key}).scalar())
     return Accepted(new, stored)
-
-
-def _stored(db: Database, key: str) -> dict[str, Any] | None:
-    with db.reader.connect() as conn:
-        return _decision(conn, key)
-
-
-def _decision(conn: Connection, key: str) -> dict[str, Any] | None:
-    return conn.execute(_STORED, {"key": key}).scalar()
 
 
 def _row(event: Event, now: Any, decision: dict[str, Any] | None, version: int | None) -> dict[str, Any]:

@@ -25,12 +25,12 @@ from typing import Any
 
 import redis
 from sqlalchemy import bindparam, func, inspect, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.db import Database
+from foundation.sql import insert_ignore
 from scrm import effects, playbook
 from scrm.ingest import Event, Visit
 from scrm.models import Follower, Interaction
@@ -215,9 +215,7 @@ def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
             fresh[ev.openid] = {"openid": ev.openid, "channel": ev.channel, "profile": {}}
     if not fresh:
         return {}
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(Follower.__table__).on_conflict_do_nothing(index_elements=["openid"])
-    session.connection().execute(insert, list(fresh.values()))
+    session.connection().execute(insert_ignore(session, Follower, ["openid"]), list(fresh.values()))
     query = select(Follower).where(Follower.openid.in_(list(fresh)))
     if session.get_bind().dialect.name == "postgresql":  # against other writers (journeys, periodic runs, the API)
         query = query.order_by(Follower.id).with_for_update(key_share=True)

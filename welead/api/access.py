@@ -14,6 +14,13 @@ def principal() -> Principal:
     return auth.current_user
 
 
+def bounded(value: int, low: int, high: int, name: str) -> int:
+    """`value`, or 400 naming `name` and its bounds."""
+    if not low <= value <= high:
+        abort(400, f"{name} must be between {low} and {high}")
+    return value
+
+
 def require(*roles: str) -> Principal:
     """403 unless the caller has one of `roles` (admin always may)."""
     who = principal()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from apiflask import Schema, abort
+from apiflask import Schema
 from apiflask.fields import DateTime, Integer
 
 from foundation.services import services
 from scrm import followers
 from welead.api import bp
-from welead.api.access import get_follower, principal
+from welead.api.access import bounded, get_follower, principal
 from welead.auth import auth
 
 
@@ -24,18 +24,12 @@ class TimelineArgs(Schema):
     before = DateTime(load_default=None, metadata={"description": "ISO time; entries strictly older"})
 
 
-def _bounded(value: int, low: int, high: int, name: str) -> int:
-    if not low <= value <= high:
-        abort(400, f"{name} must be between {low} and {high}")
-    return value
-
-
 @bp.get("/followers")
 @bp.auth_required(auth)
 @bp.input(PageArgs, location="query", arg_name="args")
 @bp.doc(summary="List followers", description="Ordered by id; pass `next` back as `after` for the next page.")
 def list_followers(args: dict):
-    limit = _bounded(args["limit"], 1, 500, "limit")
+    limit = bounded(args["limit"], 1, 500, "limit")
     who = principal()
     owner = int(who.subject or 0) if who.role == "rep" else None
     with services().db.sessions() as session:
@@ -56,7 +50,7 @@ def get_one(openid: str):
 @bp.input(TimelineArgs, location="query", arg_name="args")
 @bp.doc(summary="A follower's timeline", description="Newest first; inbound kinds are WeChat's names in lower case.")
 def timeline(openid: str, args: dict):
-    limit = _bounded(args["limit"], 1, 1000, "limit")
+    limit = bounded(args["limit"], 1, 1000, "limit")
     before: datetime | None = args["before"]
     if before is not None and before.tzinfo is not None:
         before = before.astimezone(UTC).replace(tzinfo=None)

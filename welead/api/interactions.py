@@ -10,7 +10,7 @@ from foundation.clock import iso
 from foundation.services import services
 from scrm import applier
 from welead.api import bp
-from welead.api.access import require
+from welead.api.access import bounded, require
 from welead.auth import auth
 
 
@@ -28,9 +28,7 @@ class FailedArgs(Schema):
 )
 def list_failed(args: dict):
     require("marketer")
-    limit = args["limit"]
-    if not 1 <= limit <= 500:
-        abort(400, "limit must be between 1 and 500")
+    limit = bounded(args["limit"], 1, 500, "limit")
     with services().db.sessions() as session:
         rows = applier.failures(session, limit, after=max(args["after"], 0))
     items = [{**r, "at": iso(r["at"]), "applied_at": iso(r["applied_at"])} for r in rows]
