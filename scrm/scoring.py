@@ -38,11 +38,6 @@ _USAGE = select(
 
 _A = ScoreArm.__table__.c
 # A follower's whole scoring state in one statement: running totals (threshold NULL) and fired thresholds.
-_FID = bindparam("fid")
-_LEDGER = union_all(
-    select(_S.model, _S.value, _S.as_of, _S.half_life, null().label("threshold")).where(_S.follower_id == _FID),
-    select(_A.model, null(), null(), null(), _A.threshold).where(_A.follower_id == _FID),
-)
 _FIDS = bindparam("fids", expanding=True)
 _LEDGERS = union_all(
     select(_S.follower_id, _S.model, _S.value, _S.as_of, _S.half_life, null().label("threshold"))
@@ -256,7 +251,7 @@ class Ledger:
     def _load(self) -> dict[str, _Total]:
         if self._totals is None:
             self._totals = {}
-            for row in self.session.connection().execute(_LEDGER, {"fid": self.follower_id}):
+            for _fid, *row in self.session.connection().execute(_LEDGERS, {"fids": [self.follower_id]}):
                 self._take(*row)
         return self._totals
 
