@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,22 @@ def _level(name: str, default: str) -> str:
     return value
 
 
+def _instance_secret() -> str:
+    """A key generated once and kept under instance/, so signed links survive restarts without configuration."""
+    path = INSTANCE / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(key + "\n")
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_text().strip()
+        return key
+
+
 def _base(name: str, default: str) -> str:
     url = _str(name, default)
     return url if url.endswith("/") else url + "/"
@@ -82,6 +99,7 @@ class Settings:
     wecom_aes_key: str = ""
     wecom_api_base: str = WECOM_API_DEFAULT
     admin_token: str = ""
+    secret_key: str = ""  # signs links WeLead sends (foundation.signing); WELEAD_SECRET_KEY or instance/secret-key
     replay_window: int = 300
     max_body: int = 64 * 1024
     http_timeout: int = 5
@@ -119,6 +137,7 @@ class Settings:
                 f"{local}/sandbox/wecom/cgi-bin/" if sandbox_wecom else WECOM_API_DEFAULT,
             ),
             admin_token=_str("WELEAD_ADMIN_TOKEN"),
+            secret_key=_str("WELEAD_SECRET_KEY") or _instance_secret(),
             replay_window=_int("WELEAD_REPLAY_WINDOW", 300, 1),
             max_body=_int("WELEAD_MAX_BODY", 64 * 1024, 1024),
             http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),

@@ -14,6 +14,7 @@ from flask import current_app
 from foundation.config import Settings
 from foundation.db import Database
 from foundation.redisconn import connect, resolve_url
+from foundation.signing import Signer
 
 EXTENSION = "welead"
 
@@ -39,6 +40,11 @@ class Services:
     def redis_slow(self) -> redis.Redis:
         """Ordinary timeouts: jobs and CLI commands."""
         return connect(self.redis_url)
+
+    @cached_property
+    def signer(self) -> Signer:
+        """Signs the links WeLead sends (lead cards, forms); the key is Settings.secret_key."""
+        return Signer(self.settings.secret_key)
 
     def close(self) -> None:
         self.db.dispose()

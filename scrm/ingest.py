@@ -144,10 +144,11 @@ class Visit:
 
 
 def rep_id(session: Session, userid: str) -> int:
-    """The rep's id, creating the rep on first sight (WeCom members appear in callbacks before anyone lists them)."""
+    """The rep's id, creating the rep on first sight, unconfirmed (WeCom members appear in callbacks before anyone
+    lists them: they keep what WeCom gave them, and take no assignment until an admin confirms them)."""
     found = session.scalar(select(Rep.id).where(Rep.userid == userid))
     if found is None:
-        session.execute(insert_ignore(session, Rep, ["userid"]), {"userid": userid, "name": userid})
+        session.execute(insert_ignore(session, Rep, ["userid"]), {"userid": userid, "name": userid, "confirmed": False})
         found = session.scalar(select(Rep.id).where(Rep.userid == userid))
     assert found is not None
     return found

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,12 +31,26 @@ FAILED = text("apply_error IS NOT NULL")
 
 
 class Rep(Base):
-    """A sales rep: a WeCom member who owns leads."""
+    """A sales rep: a WeCom member who owns leads.
+
+    `confirmed` is False for reps first seen in a WeCom callback: they keep the leads WeCom gave them but take no
+    assignment until an admin confirms them. `hours` is the weekly schedule with dated exceptions in the shop's
+    timezone (scrm.hours); None means always available. `daily_cap` bounds new leads per local day, `open_cap` the
+    open leads a rep holds at once (None: no cap).
+    """
 
     __tablename__ = "reps"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     userid: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    daily_cap: Mapped[int | None]
+    open_cap: Mapped[int | None]
+    hours: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    deactivated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     )
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body,
+        SECRET_KEY=settings.secret_key,
         JSON_SORT_KEYS=False,
         AUTO_404_RESPONSE=False,
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -1,0 +1,23 @@
+"""personal codes and team live codes; assignment state
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
