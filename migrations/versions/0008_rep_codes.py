@@ -16,8 +16,27 @@ JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "contact_codes",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("rep_id", sa.Integer(), sa.ForeignKey("reps.id"), nullable=True),
+        sa.Column("members", JSON, nullable=False),
+        sa.Column("backup_rep_id", sa.Integer(), sa.ForeignKey("reps.id"), nullable=True),
+        sa.Column("tags", JSON, nullable=False),
+        sa.Column("welcome", sa.Text(), nullable=True),
+        sa.Column("oa_ticket", sa.String(length=255), nullable=True),
+        sa.Column("oa_url", sa.String(length=255), nullable=True),
+        sa.Column("wecom_config_id", sa.String(length=64), nullable=True),
+        sa.Column("wecom_qr_code", sa.String(length=255), nullable=True),
+        sa.Column("wecom_users", JSON, nullable=False),
+        sa.Column("wecom_synced_at", sa.DateTime(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.UniqueConstraint("kind", "rep_id", name="uq_contact_codes_personal"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("contact_codes")
