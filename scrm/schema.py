@@ -1,4 +1,5 @@
 """Imports every model module so Base.metadata is complete (Alembic, tests)."""
 
 from scrm import code_models, delivery_models, journeys, models, tags  # noqa: F401  (codes, deliveries, core, tags)
+from scrm import handover_models  # noqa: F401  (lead transfers between reps)
 from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)
