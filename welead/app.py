@@ -24,6 +24,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body,
         SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_SAMESITE="Lax",  # the rep pages' session (welead.rep_pages); HttpOnly is Flask's default
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         JSON_SORT_KEYS=False,
         AUTO_404_RESPONSE=False,
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
@@ -57,12 +59,14 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.health import bp as health
     from welead.landing import bp as landing
     from welead.metrics import bp as metrics
+    from welead.rep_pages import bp as rep_pages
 
     app.register_blueprint(callbacks)
     app.register_blueprint(health)
     app.register_blueprint(landing)
     app.register_blueprint(metrics)
     app.register_blueprint(api)
+    app.register_blueprint(rep_pages)  # after the API: its `int` converter bounds ids to BIGINT
     apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:
