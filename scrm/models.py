@@ -171,5 +171,6 @@ class ApiToken(Base):
     subject: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: never
 
     __table_args__ = (UniqueConstraint("name", name="uq_api_tokens_name"),)

@@ -1,19 +1,28 @@
 """`/api/v1/docs` without the internet: Swagger UI's assets served from the `swagger-ui-bundle` package, operations
-grouped by what they are about.
+grouped by what they are about, and the contract each view declares (welead/api/access.py) written into the document.
 
 APIFlask's default page loads Swagger UI from a public CDN; offline, or where that CDN is blocked (often in mainland
 China), the page stays blank. The assets ship with the package, so they are served from here under
 `/api/v1/docs/assets/`. Every operation lives on one blueprint, so APIFlask's automatic tags would put them all
 under one heading: the tag comes from the path instead (`/api/v1/followers/...` → Followers).
+
+APIFlask documents what it knows (inputs, 401, 422). What the views declare besides is added here: the roles
+(`x-roles`, a 403 for the roles left out), raw request bodies such as YAML playbooks, 400 and 413 for every body,
+the bounds of integer ids in paths; every error answer has the one error body (welead.api.json_errors).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import swagger_ui_bundle
 from apiflask import APIFlask
 from flask import Blueprint
+
+from welead.api.access import BODY_ATTR, STATUS, roles_of
+from welead.api.schemas import ERROR, MAX_ID
+from welead.auth import ROLES
 
 ASSETS = "/api/v1/docs/assets"
 PREFIX = "/api/v1/"
@@ -41,8 +50,60 @@ def init_app(app: APIFlask) -> None:
         SWAGGER_UI_STANDALONE_PRESET_JS=f"{ASSETS}/swagger-ui-standalone-preset.js",
         DOCS_FAVICON=f"{ASSETS}/favicon-32x32.png",
         SWAGGER_UI_CONFIG={"persistAuthorization": True, "docExpansion": "list"},
+        HTTP_ERROR_SCHEMA=ERROR,
+        VALIDATION_ERROR_SCHEMA=ERROR,
     )
-    app.spec_processor(tag_by_path)
+    app.spec_processor(lambda spec: tag_by_path(contract(app, spec)))
+
+
+def contract(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
+    """Write each /api/v1 operation's declared roles, raw body and error answers into the document."""
+    spec.setdefault("components", {}).setdefault("schemas", {}).setdefault("HTTPError", ERROR)
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<([^<:]+:)?", "{", rule.rule).replace(">", "}")
+        view = app.view_functions[rule.endpoint]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation = spec.get("paths", {}).get(path, {}).get(method.lower())
+            if rule.rule.startswith(PREFIX) and isinstance(operation, dict):
+                _roles(operation, roles_of(view))
+                _body(operation, getattr(view, BODY_ATTR, None))
+                _ids(operation)
+    return spec
+
+
+def _error(operation: dict[str, Any], status: int) -> None:
+    ref = {"$ref": "#/components/schemas/HTTPError"}
+    operation.setdefault("responses", {}).setdefault(
+        str(status), {"description": STATUS[status], "content": {"application/json": {"schema": ref}}}
+    )
+
+
+def _roles(operation: dict[str, Any], roles: frozenset[str] | None) -> None:
+    if roles is None:
+        return
+    named = [r for r in ROLES if r in roles]
+    operation["x-roles"] = named
+    operation["description"] = (operation.get("description") or "") + f"\n\nRoles: {', '.join(named)}."
+    if len(named) < len(ROLES):
+        _error(operation, 403)
+
+
+def _body(operation: dict[str, Any], raw: dict[str, Any] | None) -> None:
+    if raw is not None:
+        content = {media: {"schema": {"type": "string"}} for media in raw["media_types"]}
+        operation["requestBody"] = {"required": True, "description": raw["description"], "content": content}
+    if "requestBody" in operation:
+        _error(operation, 400)
+        _error(operation, 413)
+
+
+def _ids(operation: dict[str, Any]) -> None:
+    """Integer path parameters are ids: 0 to 2^63-1 (the `int` converter refuses the rest with 404)."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        if parameter.get("in") == "path" and schema.get("type") == "integer":
+            schema.setdefault("minimum", 0)
+            schema.setdefault("maximum", MAX_ID)
 
 
 def tag_by_path(spec: dict[str, Any]) -> dict[str, Any]:

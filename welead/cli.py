@@ -1,4 +1,4 @@
-"""`flask ...` commands: migrations, the worker and scheduler, tokens, the outbox (the applier: cli_apply)."""
+"""`flask ...` commands: migrations, the worker and scheduler, the outbox (tokens: cli_tokens; applier: cli_apply)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from foundation.config import INSTANCE
 from foundation.services import services
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
-tokens_cli = AppGroup("tokens", help="Admin API bearer tokens.")
 outbox_cli = AppGroup("outbox", help="The outbox of follow-up work.")
 
 
@@ -22,27 +20,6 @@ def db_upgrade(revision: str) -> None:
 
     upgrade(services().settings.database_url, revision)
     click.echo(f"database at {revision}")
-
-
-@tokens_cli.command("ensure-admin")
-def ensure_admin() -> None:
-    """Print the bootstrap admin token (WELEAD_ADMIN_TOKEN, or one generated and kept under instance/)."""
-    from welead.auth import ensure_admin as ensure
-
-    svc = services()
-    click.echo(ensure(svc.db, svc.settings.admin_token, INSTANCE / "admin-token"))
-
-
-@tokens_cli.command("issue")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "marketer", "staff", "rep"]), required=True)
-@click.option("--subject", help="rep id for a rep token; event for a staff token")
-def issue_token(name: str, role: str, subject: str | None) -> None:
-    """Create or rotate the token NAME and print it (it is stored hashed and never shown again)."""
-    from welead.auth import issue
-
-    with services().db.transaction() as session:
-        click.echo(issue(session, name, role, subject))
 
 
 @outbox_cli.command("sweep")
@@ -74,6 +51,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
     from welead.cli_playbook import playbook_cli, segment_cli
+    from welead.cli_tokens import tokens_cli
     from welead.cli_wechat import wechat_cli
 
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)

@@ -20,8 +20,17 @@ from scrm.message_templates import CHANNELS, TEMPLATE, TemplateError, render, re
 from tasks import broadcast as broadcast_tasks
 from tasks import pump, send
 from welead.api import bp
-from welead.api.access import get_follower, require
-from welead.auth import auth
+from welead.api.access import allow, answers, get_follower, principal
+from welead.api.schemas import (
+    MAX_ID,
+    BroadcastList,
+    BroadcastOut,
+    DeliveryOut,
+    DeliveryPage,
+    MessageBody,
+    TemplateList,
+    TemplateOut,
+)
 
 STATES = (*PENDING, *FINAL)
 
@@ -45,8 +54,9 @@ class MessageIn(Schema):
 class DeliveryArgs(Schema):
     openid = String(load_default=None)
     state = String(load_default=None, validate=OneOf(STATES))
-    broadcast = Integer(load_default=None)
-    before = Integer(load_default=None, metadata={"description": "the `next` cursor of the previous page"})
+    broadcast = Integer(load_default=None, validate=Range(0, MAX_ID))
+    before = Integer(load_default=None, validate=Range(0, MAX_ID),
+                     metadata={"description": "the `next` cursor of the previous page"})  # fmt: skip
     limit = Integer(load_default=50, validate=Range(1, 500))
 
 
@@ -74,19 +84,23 @@ def _library():
 
 
 @bp.get("/templates")
-@bp.auth_required(auth)
-@bp.doc(summary="The message library", description="Valid entries, and the files that failed validation.")
+@allow("marketer")
+@bp.doc(
+    summary="The message library",
+    description="Valid entries, and the files that failed validation.",
+    responses=answers(TemplateList),
+)
 def list_templates():
-    require("marketer")
     lib = _library()
     return {"items": [t.describe() for t in lib.entries.values()], "errors": lib.errors}
 
 
 @bp.get("/templates/<name>")
-@bp.auth_required(auth)
-@bp.doc(summary="One library entry")
+@allow("marketer")
+@bp.doc(
+    summary="One library entry", description="422 when its file is invalid.", responses=answers(TemplateOut, 404, 422)
+)
 def get_template(name: str):
-    require("marketer")
     try:
         return _library().get(name).describe()
     except TemplateError as exc:
@@ -102,11 +116,14 @@ def _preview_body(channel: str, openid: str, payload: dict[str, Any]) -> dict[st
 
 
 @bp.post("/templates/<name>/preview")
-@bp.auth_required(auth)
+@allow("marketer")
 @bp.input(PreviewIn, arg_name="body")
-@bp.doc(summary="Preview for a follower", description="The exact JSON that would be sent (without client_msg_id).")
+@bp.doc(
+    summary="Preview for a follower",
+    description="The exact JSON that would be sent (without client_msg_id); 422 when it does not render.",
+    responses=answers(MessageBody, 404, 422),
+)
 def preview(name: str, body: dict):
-    require("marketer")
     lib, r = _library(), send.rules()
     with services().db.sessions() as session:
         follower = get_follower(session, body["openid"])
@@ -123,11 +140,15 @@ def preview(name: str, body: dict):
 
 
 @bp.post("/messages")
-@bp.auth_required(auth)
+@allow("marketer")
 @bp.input(MessageIn, arg_name="body")
-@bp.doc(summary="Send one message", description="Queues a delivery (202); the same `key` never sends twice (200).")
+@bp.doc(
+    summary="Send one message",
+    description="Queues a delivery (202); the same `key` never sends twice (200).",
+    responses=answers(DeliveryOut, 404, 422, status=(202, 200)),
+)
 def send_message(body: dict):
-    who = require("marketer")
+    who = principal()
     job = broadcasts.job_name()
     key = f"api:{body['key']}" if body["key"] else f"api:{uuid.uuid4().hex}"
     try:
@@ -155,11 +176,15 @@ def send_message(body: dict):
 
 
 @bp.get("/deliveries")
-@bp.auth_required(auth)
+@allow("marketer", "rep")
 @bp.input(DeliveryArgs, location="query", arg_name="args")
-@bp.doc(summary="List deliveries", description="Newest first; filter by openid, state, broadcast.")
+@bp.doc(
+    summary="List deliveries",
+    description="Newest first; filter by openid, state, broadcast. A rep token must name one of its leads' openid.",
+    responses=answers(DeliveryPage, 403, 404),
+)
 def list_deliveries(args: dict):
-    who = require("marketer", "rep")
+    who = principal()
     with services().db.sessions() as session:
         follower_id = get_follower(session, args["openid"]).id if args["openid"] else None
         if who.role not in ("admin", "marketer") and follower_id is None:
@@ -176,10 +201,13 @@ def list_deliveries(args: dict):
 
 
 @bp.get("/deliveries/<int:delivery_id>")
-@bp.auth_required(auth)
-@bp.doc(summary="One delivery", description="State, reason, WeChat's msgid and the exact request sent.")
+@allow("marketer")
+@bp.doc(
+    summary="One delivery",
+    description="State, reason, WeChat's msgid and the exact request sent.",
+    responses=answers(DeliveryOut, 404),
+)
 def get_delivery(delivery_id: int):
-    require("marketer")
     with services().db.sessions() as session:
         row = session.get(Delivery, delivery_id)
         if row is None:
@@ -188,15 +216,16 @@ def get_delivery(delivery_id: int):
 
 
 @bp.post("/broadcasts")
-@bp.auth_required(auth)
+@allow("marketer")
 @bp.input(BroadcastIn, arg_name="body")
 @bp.doc(
     summary="Start a broadcast",
     description="Fans out in a worker (202); the same `key` is the same broadcast. Refused (422) for an empty "
     "segment or a template that renders for none of the followers checked; `warnings` says what will not go.",
+    responses=answers(BroadcastOut, 422, status=(202, 200)),
 )
 def create_broadcast(body: dict):
-    who = require("marketer")
+    who = principal()
     r = send.rules()
     try:
         with services().db.transaction() as session:
@@ -223,10 +252,9 @@ def create_broadcast(body: dict):
 
 
 @bp.get("/broadcasts")
-@bp.auth_required(auth)
-@bp.doc(summary="Recent broadcasts")
+@allow("marketer")
+@bp.doc(summary="Recent broadcasts", description="The 50 newest.", responses=answers(BroadcastList))
 def list_broadcasts():
-    require("marketer")
     with services().db.sessions() as session:
         return {"items": broadcasts.listing(session)}
 
@@ -240,11 +268,17 @@ def _status(broadcast_id: int) -> dict[str, Any]:
 
 
 @bp.get("/broadcasts/<int:broadcast_id>")
-@bp.auth_required(auth)
-@bp.doc(summary="A broadcast's progress", description="Counts per state, skip reasons, and why it paused.")
+@allow("marketer")
+@bp.doc(
+    summary="A broadcast's progress",
+    description="Counts per state, skip reasons, and why it paused.",
+    responses=answers(BroadcastOut, 404),
+)
 def get_broadcast(broadcast_id: int):
-    require("marketer")
     return _status(broadcast_id)
+
+
+CONTROL = answers(BroadcastOut, 404, 409, about="The broadcast after the change (409: not in a state that allows it)")
 
 
 def _control(broadcast_id: int, action: str, reason: str = "") -> dict[str, Any]:
@@ -264,25 +298,26 @@ def _control(broadcast_id: int, action: str, reason: str = "") -> dict[str, Any]
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/pause")
-@bp.auth_required(auth)
+@allow("marketer")
 @bp.input(PauseIn, arg_name="body")
-@bp.doc(summary="Pause a broadcast", description="Queued deliveries wait; in-flight ones finish.")
+@bp.doc(summary="Pause a broadcast", description="Queued deliveries wait; in-flight ones finish.", responses=CONTROL)
 def pause_broadcast(broadcast_id: int, body: dict):
-    require("marketer")
     return _control(broadcast_id, "pause", body["reason"])
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/resume")
-@bp.auth_required(auth)
-@bp.doc(summary="Resume a paused broadcast", description="Also after its circuit breaker paused it.")
+@allow("marketer")
+@bp.doc(summary="Resume a paused broadcast", description="Also after its circuit breaker paused it.", responses=CONTROL)
 def resume_broadcast(broadcast_id: int):
-    require("marketer")
     return _control(broadcast_id, "resume")
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/cancel")
-@bp.auth_required(auth)
-@bp.doc(summary="Cancel a broadcast", description="Queued deliveries become cancelled; nothing more is sent.")
+@allow("marketer")
+@bp.doc(
+    summary="Cancel a broadcast",
+    description="Queued deliveries become cancelled; nothing more is sent.",
+    responses=CONTROL,
+)
 def cancel_broadcast(broadcast_id: int):
-    require("marketer")
     return _control(broadcast_id, "cancel")

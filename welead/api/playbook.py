@@ -15,10 +15,11 @@ from foundation.services import services
 from scrm import score_totals
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
-from welead.api.access import get_follower, require
-from welead.auth import auth
+from welead.api.access import allow, answers, get_follower, raw_body, require
+from welead.api.schemas import PlaybookCheck, PlaybookOut, PlaybookVersions, ScoreOut
 
 BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."
+YAML = ("application/yaml", "text/yaml", "text/plain")
 
 
 def _source() -> str:
@@ -33,8 +34,12 @@ def _invalid(exc: PlaybookError) -> NoReturn:
 
 
 @bp.get("/playbook")
-@bp.auth_required(auth)
-@bp.doc(summary="The active playbook", description="Version, checksum, source text and the validated spec.")
+@allow("marketer")
+@bp.doc(
+    summary="The active playbook",
+    description="Version, checksum, source text and the validated spec.",
+    responses=answers(PlaybookOut, 404),
+)
 def get_playbook():
     require("marketer")
     with services().db.sessions() as session:
@@ -45,8 +50,10 @@ def get_playbook():
 
 
 @bp.put("/playbook")
-@bp.auth_required(auth)
+@allow("marketer")
+@raw_body(YAML, BODY)
 @bp.doc(
+    responses=answers(PlaybookOut, 400, 409, 422, status=(201, 200)),
     summary="Load a playbook",
     description=BODY + " Becomes the new active version (201, `unchanged: false`). A text identical to the active"
     " version's is not stored again: 200 with that version and `unchanged: true`. 422 lists problems.",
@@ -67,8 +74,13 @@ def put_playbook():
 
 
 @bp.post("/playbook/check")
-@bp.auth_required(auth)
-@bp.doc(summary="Check a playbook", description=BODY + " Validates without loading.")
+@allow("marketer")
+@raw_body(YAML, BODY)
+@bp.doc(
+    summary="Check a playbook",
+    description=BODY + " Validates without loading.",
+    responses=answers(PlaybookCheck, 400, 422),
+)
 def check_playbook():
     require("marketer")
     try:
@@ -79,8 +91,12 @@ def check_playbook():
 
 
 @bp.get("/playbook/versions")
-@bp.auth_required(auth)
-@bp.doc(summary="Playbook versions", description="Newest first; the first one is active.")
+@allow("marketer")
+@bp.doc(
+    summary="Playbook versions",
+    description="Newest first; the first one is active.",
+    responses=answers(PlaybookVersions),
+)
 def list_versions():
     require("marketer")
     with services().db.sessions() as session:
@@ -88,8 +104,8 @@ def list_versions():
 
 
 @bp.get("/playbook/versions/<int:number>")
-@bp.auth_required(auth)
-@bp.doc(summary="One playbook version", description="Old versions stay readable.")
+@allow("marketer")
+@bp.doc(summary="One playbook version", description="Old versions stay readable.", responses=answers(PlaybookOut, 404))
 def get_version(number: int):
     require("marketer")
     with services().db.sessions() as session:
@@ -101,10 +117,12 @@ def get_version(number: int):
 
 
 @bp.get("/followers/<openid>/score")
-@bp.auth_required(auth)
+@allow("marketer", "staff", "rep")
 @bp.doc(
     summary="A follower's score, explained",
-    description="Decayed total per model now, and every score event: rule, interaction, points then and now.",
+    description="Decayed total per model now, and every score event: rule, interaction, points then and now."
+    " `limit` (1-1000, default 200) bounds the events.",
+    responses=answers(ScoreOut, 400, 404),
 )
 def follower_score(openid: str):
     limit = request.args.get("limit", "200")

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from foundation.services import services
 from scrm import segments
+from scrm.access import can_see_segment
 from welead.api import bp
-from welead.api.access import require
-from welead.auth import auth
+from welead.api.access import allow, answers, principal, require
+from welead.api.schemas import SavedSegmentResult, SegmentList, SegmentOut, SegmentResult
 
 PREVIEW = (
     "Query-string filter, e.g. `tags_all=vip&score=engagement:50..&stage=mql+&source=booth:expo:*&active_after=30d`"
@@ -54,8 +55,12 @@ def _result(session: Session, spec: Any, after: int, limit: int) -> dict[str, An
 
 
 @bp.get("/segments/preview")
-@bp.auth_required(auth)
-@bp.doc(summary="Preview a segment", description="Count and first page of the followers matching. " + PREVIEW)
+@allow("marketer", "rep")
+@bp.doc(
+    summary="Preview a segment",
+    description="Count and first page of the followers matching. " + PREVIEW,
+    responses=answers(SegmentResult, 400),
+)
 def preview_segment():
     after, limit = _paging()
     try:
@@ -67,9 +72,13 @@ def preview_segment():
 
 
 @bp.post("/segments")
-@bp.auth_required(auth)
+@allow("marketer")
 @bp.input(SegmentIn, arg_name="body")
-@bp.doc(summary="Save a segment", description="A named filter, evaluated whenever it is used (201, with its count).")
+@bp.doc(
+    summary="Save a segment",
+    description="A named filter, evaluated whenever it is used (201, with its count).",
+    responses=answers(SegmentOut, 400, 409, status=201),
+)
 def create_segment(body: dict):
     who = require("marketer")
     try:
@@ -83,21 +92,29 @@ def create_segment(body: dict):
 
 
 @bp.get("/segments")
-@bp.auth_required(auth)
-@bp.doc(summary="Saved segments")
+@allow("marketer", "rep")
+@bp.doc(
+    summary="Saved segments",
+    description="A rep token lists only the segments saved under its own rep (docs/roles.md).",
+    responses=answers(SegmentList),
+)
 def list_segments():
-    require("marketer", "rep")
+    who = principal()
     with services().db.sessions() as session:
-        return {"items": [segments.describe(r) for r in segments.saved(session)]}
+        return {"items": [segments.describe(r) for r in segments.saved(session) if can_see_segment(who, r)]}
 
 
 @bp.get("/segments/<ref>")
-@bp.auth_required(auth)
-@bp.doc(summary="A saved segment", description="By id or name: its filter, count and first page (`after`, `limit`).")
+@allow("marketer", "rep")
+@bp.doc(
+    summary="A saved segment",
+    description="By id or name: its filter, count and first page (`after`, `limit`).",
+    responses=answers(SavedSegmentResult, 400, 404),
+)
 def get_segment(ref: str):
     after, limit = _paging()
     with services().db.sessions() as session:
         row = segments.find(session, ref)
-        if row is None:
+        if row is None or not can_see_segment(principal(), row):
             abort(404, f"no segment {ref!r}")
         return {**segments.describe(row), **_result(session, row.filter, after, limit)}

@@ -1,0 +1,243 @@
+"""What the admin API answers, as marshmallow schemas: documentation only (views still return plain dicts), checked
+against real answers by the schemathesis test (tests/test_openapi.py), so a client generated from the document works.
+
+`required` marks keys always present; `allow_none` the ones that may be null. Add a schema here (or in your module)
+for a new endpoint and name it in `answers(...)` (welead/api/access.py); docs/api.md shows how.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema
+from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, Raw, String
+
+MAX_ID = 2**63 - 1
+IDS = {"minimum": 0, "maximum": MAX_ID}  # metadata for an id or cursor argument (views check with `bounded`)
+
+# The one error shape (welead.api.json_errors), for APIFlask's HTTP_ERROR_SCHEMA and VALIDATION_ERROR_SCHEMA.
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "the status as a slug: not_found, forbidden, conflict..."},
+        "message": {"type": "string", "description": "what went wrong, for a person"},
+        "detail": {"description": "structured detail: the fields at fault, a playbook's problems..."},
+    },
+}
+
+
+def req(field: Any) -> Any:
+    """`field`, always present in the answer."""
+    field.required = True
+    return field
+
+
+def opt(field_class: Any, *args: Any, **kwargs: Any) -> Any:
+    """A key always present whose value may be null."""
+    return field_class(*args, required=True, allow_none=True, **kwargs)
+
+
+class FollowerOut(Schema):
+    openid = req(String())
+    channel = req(String(metadata={"description": "oa, or wecom for a WeCom external contact"}))
+    subscribed = req(Boolean())
+    tags = req(List(String(), metadata={"description": "tag names"}))
+    score = req(Float(metadata={"description": "the stage model's decayed score"}))
+    scores = req(Dict(keys=String(), values=Float(), metadata={"description": "every model's decayed score"}))
+    stage = req(String())
+    owner = opt(Integer, metadata={"description": "the owning rep's id"})
+    source = opt(String, metadata={"description": "the first scene"})
+    unionid = opt(String)
+    profile = req(Dict())
+    subscribed_at = opt(DateTime)
+    last_active_at = opt(DateTime)
+    created_at = opt(DateTime)
+
+
+class FollowerPage(Schema):
+    items = req(List(Nested(FollowerOut)))
+    next = opt(Integer, metadata={"description": "pass as `after` for the next page; null on the last"})
+
+
+class TimelineEntry(Schema):
+    kind = req(String(metadata={"description": "WeChat's name in lower case for inbound interactions"}))
+    at = req(DateTime())
+    source = req(String(metadata={"description": "wechat (an inbound interaction) or welead (an activity)"}))
+    channel = String()
+    event_key = String(allow_none=True)
+    content = String(allow_none=True)
+    msg_id = String(allow_none=True)
+    data = Raw(allow_none=True)
+
+
+class ScoreEvent(Schema):
+    id = req(Integer())
+    model = req(String())
+    rule = opt(String)
+    interaction_id = opt(Integer)
+    interaction_kind = opt(String)
+    points = req(Float())
+    points_now = req(Float())
+    at = req(DateTime())
+
+
+class ScoreOut(Schema):
+    openid = req(String())
+    stage = req(String())
+    at = req(DateTime())
+    total = req(Float())
+    models = req(Dict(keys=String(), values=Dict(), metadata={"description": "model → score, half_life_days"}))
+    events = req(List(Nested(ScoreEvent)))
+
+
+class PlaybookSummary(Schema):
+    version = req(Integer())
+    name = req(String())
+    checksum = req(String())
+    created_at = opt(DateTime)
+    created_by = opt(String)
+
+
+class PlaybookOut(PlaybookSummary):
+    active = req(Boolean())
+    source = req(String(metadata={"description": "the text as loaded"}))
+    spec = req(Dict(metadata={"description": "the validated playbook"}))
+    unchanged = Boolean(metadata={"description": "after a load: the text was the active version's"})
+
+
+class PlaybookVersions(Schema):
+    items = req(List(Nested(PlaybookSummary)))
+
+
+class PlaybookCheck(Schema):
+    ok = req(Boolean())
+    name = req(String())
+    rules = req(Integer())
+    journeys = req(Integer())
+
+
+class SegmentOut(Schema):
+    id = req(Integer())
+    name = req(String())
+    filter = req(Dict(metadata={"description": "the normalised filter (docs/segments.md)"}))
+    created_at = opt(DateTime)
+    created_by = opt(String)
+    count = Integer()
+
+
+class SegmentList(Schema):
+    items = req(List(Nested(SegmentOut)))
+
+
+class SegmentResult(Schema):
+    filter = Dict()
+    count = req(Integer())
+    items = req(List(Nested(FollowerOut)))
+    next = opt(Integer)
+
+
+class SavedSegmentResult(SegmentOut, SegmentResult):
+    pass
+
+
+class TemplateOut(Schema):
+    name = req(String())
+    kind = req(String())
+    title = req(String())
+    template_id = opt(String)
+    channels = req(List(String()))
+    fields = req(Dict(keys=String(), values=String()))
+    url = opt(String)
+    miniprogram = opt(Dict)
+    text = opt(String)
+
+
+class TemplateList(Schema):
+    items = req(List(Nested(TemplateOut)))
+    errors = req(Dict(keys=String(), values=String(), metadata={"description": "file → why it is invalid"}))
+
+
+class DeliveryOut(Schema):
+    id = req(Integer())
+    key = req(String())
+    openid = req(String())
+    channel = req(String())
+    template = req(String())
+    broadcast = opt(Integer)
+    source = req(String())
+    state = req(String())
+    reason = opt(String)
+    detail = opt(String)
+    error_code = opt(Integer)
+    msgid = opt(String)
+    attempts = req(Integer())
+    retries = req(Integer())
+    payload = opt(Dict)
+    send_after = opt(DateTime)
+    created_at = opt(DateTime)
+    sent_at = opt(DateTime)
+    done_at = opt(DateTime)
+    updated_at = opt(DateTime)
+
+
+class DeliveryPage(Schema):
+    items = req(List(Nested(DeliveryOut)))
+    next = opt(Integer, metadata={"description": "pass as `before` for the next page"})
+
+
+class BroadcastSummary(Schema):
+    id = req(Integer())
+    name = req(String())
+    template = req(String())
+    channel = req(String())
+    state = req(String())
+    total = req(Integer())
+    created_at = opt(DateTime)
+
+
+class BroadcastList(Schema):
+    items = req(List(Nested(BroadcastSummary)))
+
+
+class BroadcastOut(BroadcastSummary):
+    key = opt(String)
+    segment = req(Raw())
+    data = req(Dict())
+    pause_reason = opt(String)
+    audience = opt(Integer)
+    fanned_out = req(Boolean())
+    counts = req(Dict(keys=String(), values=Integer()))
+    finished = req(Integer())
+    progress = req(Float())
+    retries = req(Integer())
+    reasons = req(Dict(keys=String(), values=Dict(keys=String(), values=Integer())))
+    waiting_until = opt(DateTime)
+    error_budget = req(Float())
+    breaker_window = req(Integer())
+    created_by = opt(String)
+    finished_at = opt(DateTime)
+    warnings = List(String(), metadata={"description": "after a start: what will not go, and why"})
+
+
+class FailedInteraction(Schema):
+    id = req(Integer())
+    kind = req(String())
+    openid = req(String())
+    at = opt(DateTime)
+    applied_at = opt(DateTime)
+    apply_error = req(String())
+
+
+class FailedPage(Schema):
+    items = req(List(Nested(FailedInteraction)))
+    next = opt(Integer)
+
+
+class RetryOut(Schema):
+    id = req(Integer())
+    queued = req(Boolean())
+
+
+class MessageBody(Schema):
+    """The exact JSON WeChat would receive (template message, customer-service or mass text)."""
