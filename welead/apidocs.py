@@ -7,8 +7,8 @@ China), the page stays blank. The assets ship with the package, so they are serv
 under one heading: the tag comes from the path instead (`/api/v1/followers/...` → Followers).
 
 APIFlask documents what it knows (inputs, 401, 422). What the views declare besides is added here: the roles
-(`x-roles`, a 403 for the roles left out), raw request bodies such as YAML playbooks, 400 and 413 for every body,
-the bounds of integer ids in paths; every error answer has the one error body (welead.api.json_errors).
+(`x-roles`, a 403 for the roles left out), raw request bodies such as YAML playbooks, 413 for every body, 400
+everywhere, the bounds of integer ids in paths; every error answer has the one error body (welead.api.json_errors).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def contract(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
                 _roles(operation, roles_of(view))
                 _body(operation, getattr(view, BODY_ATTR, None))
                 _ids(operation)
+                _error(operation, 400)  # NUL or lone surrogates anywhere (access.refuse_unstorable)
     return spec
 
 
@@ -90,15 +91,14 @@ def _roles(operation: dict[str, Any], roles: frozenset[str] | None) -> None:
 
 def _body(operation: dict[str, Any], raw: dict[str, Any] | None) -> None:
     if raw is not None:
-        content = {media: {"schema": {"type": "string"}} for media in raw["media_types"]}
+        content = {media: {"schema": raw["schema"]} for media in raw["media_types"]}
         operation["requestBody"] = {"required": True, "description": raw["description"], "content": content}
     if "requestBody" in operation:
-        _error(operation, 400)
         _error(operation, 413)
 
 
 def _ids(operation: dict[str, Any]) -> None:
-    """Integer path parameters are ids: 0 to 2^63-1 (the `int` converter refuses the rest with 404)."""
+    """Integer path parameters are ids: 0 to 2^63-1 (`allow` answers 404 above, the `int` converter below)."""
     for parameter in operation.get("parameters", []):
         schema = parameter.get("schema", {})
         if parameter.get("in") == "path" and schema.get("type") == "integer":

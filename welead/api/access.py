@@ -58,6 +58,8 @@ def allow(*roles: str) -> Callable[[View], View]:
             who = principal()
             if who.role not in allowed:
                 abort(403, f"role {who.role!r} may not do this")
+            if any(type(v) is int and v > access.MAX_ID for v in kwargs.values()):
+                abort(404, "no such id: ids are below 2^63")
             refuse_unstorable()
             return view(*args, **kwargs)
 
@@ -119,11 +121,15 @@ def answers(ok: Any = None, *errors: int, status: int | tuple[int, ...] = 200, a
     return out
 
 
-def raw_body(media_types: tuple[str, ...], description: str) -> Callable[[View], View]:
-    """Document a request body the view reads itself (`request.get_data()`), e.g. a YAML playbook."""
+def raw_body(
+    media_types: tuple[str, ...], description: str, schema: dict[str, Any] | None = None
+) -> Callable[[View], View]:
+    """Document a request body the view reads itself (`request.get_data()`), e.g. a YAML playbook: `schema` is what
+    the text holds once parsed (default: any text)."""
 
     def decorate(view: View) -> View:
-        setattr(view, BODY_ATTR, {"media_types": media_types, "description": description})
+        body = {"media_types": media_types, "description": description, "schema": schema or {"type": "string"}}
+        setattr(view, BODY_ATTR, body)
         return view
 
     return decorate

@@ -16,7 +16,7 @@ from scrm import score_totals
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
 from welead.api.access import allow, answers, get_follower, raw_body, require
-from welead.api.schemas import PlaybookCheck, PlaybookOut, PlaybookVersions, ScoreOut
+from welead.api.schemas import PLAYBOOK_BODY, PlaybookCheck, PlaybookOut, PlaybookVersions, ScoreOut
 
 BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."
 YAML = ("application/yaml", "text/yaml", "text/plain")
@@ -51,7 +51,7 @@ def get_playbook():
 
 @bp.put("/playbook")
 @allow("marketer")
-@raw_body(YAML, BODY)
+@raw_body(YAML, BODY, PLAYBOOK_BODY)
 @bp.doc(
     responses=answers(PlaybookOut, 400, 409, 422, status=(201, 200)),
     summary="Load a playbook",
@@ -75,7 +75,7 @@ def put_playbook():
 
 @bp.post("/playbook/check")
 @allow("marketer")
-@raw_body(YAML, BODY)
+@raw_body(YAML, BODY, PLAYBOOK_BODY)
 @bp.doc(
     summary="Check a playbook",
     description=BODY + " Validates without loading.",

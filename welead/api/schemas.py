@@ -1,8 +1,9 @@
 """What the admin API answers, as marshmallow schemas: documentation only (views still return plain dicts), checked
 against real answers by the schemathesis test (tests/test_openapi.py), so a client generated from the document works.
 
-`required` marks keys always present; `allow_none` the ones that may be null. Add a schema here (or in your module)
-for a new endpoint and name it in `answers(...)` (welead/api/access.py); docs/api.md shows how.
+`required` marks keys always present; `allow_none` the ones that may be null; every answer schema derives from `Out`,
+which allows keys it does not list. Add a schema here (or in your module) for a new endpoint and name it in
+`answers(...)` (welead/api/access.py); docs/api.md shows how.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, Raw, String
+from marshmallow import INCLUDE
 
 MAX_ID = 2**63 - 1
 IDS = {"minimum": 0, "maximum": MAX_ID}  # metadata for an id or cursor argument (views check with `bounded`)
@@ -27,6 +29,19 @@ ERROR: dict[str, Any] = {
 }
 
 
+class Out(Schema):
+    """An answer's schema: keys added later (by another feature) do not make old clients or checks fail."""
+
+    class Meta:
+        unknown = INCLUDE
+
+# A playbook as sent: YAML (JSON is YAML too) holding one mapping; what it may say is docs/playbook.md's grammar.
+PLAYBOOK_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "name, rules, journeys, stages, scoring... (docs/playbook.md); checked on load (422 lists problems)",
+}
+
+
 def req(field: Any) -> Any:
     """`field`, always present in the answer."""
     field.required = True
@@ -38,7 +53,7 @@ def opt(field_class: Any, *args: Any, **kwargs: Any) -> Any:
     return field_class(*args, required=True, allow_none=True, **kwargs)
 
 
-class FollowerOut(Schema):
+class FollowerOut(Out):
     openid = req(String())
     channel = req(String(metadata={"description": "oa, or wecom for a WeCom external contact"}))
     subscribed = req(Boolean())
@@ -55,12 +70,12 @@ class FollowerOut(Schema):
     created_at = opt(DateTime)
 
 
-class FollowerPage(Schema):
+class FollowerPage(Out):
     items = req(List(Nested(FollowerOut)))
     next = opt(Integer, metadata={"description": "pass as `after` for the next page; null on the last"})
 
 
-class TimelineEntry(Schema):
+class TimelineEntry(Out):
     kind = req(String(metadata={"description": "WeChat's name in lower case for inbound interactions"}))
     at = req(DateTime())
     source = req(String(metadata={"description": "wechat (an inbound interaction) or welead (an activity)"}))
@@ -71,7 +86,7 @@ class TimelineEntry(Schema):
     data = Raw(allow_none=True)
 
 
-class ScoreEvent(Schema):
+class ScoreEvent(Out):
     id = req(Integer())
     model = req(String())
     rule = opt(String)
@@ -82,7 +97,7 @@ class ScoreEvent(Schema):
     at = req(DateTime())
 
 
-class ScoreOut(Schema):
+class ScoreOut(Out):
     openid = req(String())
     stage = req(String())
     at = req(DateTime())
@@ -91,7 +106,7 @@ class ScoreOut(Schema):
     events = req(List(Nested(ScoreEvent)))
 
 
-class PlaybookSummary(Schema):
+class PlaybookSummary(Out):
     version = req(Integer())
     name = req(String())
     checksum = req(String())
@@ -106,18 +121,18 @@ class PlaybookOut(PlaybookSummary):
     unchanged = Boolean(metadata={"description": "after a load: the text was the active version's"})
 
 
-class PlaybookVersions(Schema):
+class PlaybookVersions(Out):
     items = req(List(Nested(PlaybookSummary)))
 
 
-class PlaybookCheck(Schema):
+class PlaybookCheck(Out):
     ok = req(Boolean())
     name = req(String())
     rules = req(Integer())
     journeys = req(Integer())
 
 
-class SegmentOut(Schema):
+class SegmentOut(Out):
     id = req(Integer())
     name = req(String())
     filter = req(Dict(metadata={"description": "the normalised filter (docs/segments.md)"}))
@@ -126,11 +141,11 @@ class SegmentOut(Schema):
     count = Integer()
 
 
-class SegmentList(Schema):
+class SegmentList(Out):
     items = req(List(Nested(SegmentOut)))
 
 
-class SegmentResult(Schema):
+class SegmentResult(Out):
     filter = Dict()
     count = req(Integer())
     items = req(List(Nested(FollowerOut)))
@@ -141,7 +156,7 @@ class SavedSegmentResult(SegmentOut, SegmentResult):
     pass
 
 
-class TemplateOut(Schema):
+class TemplateOut(Out):
     name = req(String())
     kind = req(String())
     title = req(String())
@@ -153,12 +168,12 @@ class TemplateOut(Schema):
     text = opt(String)
 
 
-class TemplateList(Schema):
+class TemplateList(Out):
     items = req(List(Nested(TemplateOut)))
     errors = req(Dict(keys=String(), values=String(), metadata={"description": "file → why it is invalid"}))
 
 
-class DeliveryOut(Schema):
+class DeliveryOut(Out):
     id = req(Integer())
     key = req(String())
     openid = req(String())
@@ -181,12 +196,12 @@ class DeliveryOut(Schema):
     updated_at = opt(DateTime)
 
 
-class DeliveryPage(Schema):
+class DeliveryPage(Out):
     items = req(List(Nested(DeliveryOut)))
     next = opt(Integer, metadata={"description": "pass as `before` for the next page"})
 
 
-class BroadcastSummary(Schema):
+class BroadcastSummary(Out):
     id = req(Integer())
     name = req(String())
     template = req(String())
@@ -196,7 +211,7 @@ class BroadcastSummary(Schema):
     created_at = opt(DateTime)
 
 
-class BroadcastList(Schema):
+class BroadcastList(Out):
     items = req(List(Nested(BroadcastSummary)))
 
 
@@ -220,7 +235,7 @@ class BroadcastOut(BroadcastSummary):
     warnings = List(String(), metadata={"description": "after a start: what will not go, and why"})
 
 
-class FailedInteraction(Schema):
+class FailedInteraction(Out):
     id = req(Integer())
     kind = req(String())
     openid = req(String())
@@ -229,15 +244,15 @@ class FailedInteraction(Schema):
     apply_error = req(String())
 
 
-class FailedPage(Schema):
+class FailedPage(Out):
     items = req(List(Nested(FailedInteraction)))
     next = opt(Integer)
 
 
-class RetryOut(Schema):
+class RetryOut(Out):
     id = req(Integer())
     queued = req(Boolean())
 
 
-class MessageBody(Schema):
+class MessageBody(Out):
     """The exact JSON WeChat would receive (template message, customer-service or mass text)."""
