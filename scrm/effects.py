@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import deliveries
-from scrm.ingest import Visit
+from scrm import deliveries, notices, welcomes
+from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
 OA: dict[str, Effect] = {}
@@ -33,6 +33,8 @@ def effect_for(visit: Visit) -> Effect | None:
 
 
 def apply(visit: Visit) -> None:
+    if visit.idle is not None and visit.follower is not None:  # a dormant lead coming back tells its owner
+        notices.returned(visit, visit.follower, visit.idle, visit.interaction_id)
     effect = effect_for(visit)
     if effect is not None:
         effect(visit)
@@ -44,9 +46,18 @@ def subscribe(visit: Visit) -> None:
 
 
 @on(OA, "unsubscribe")
-@on(WECOM_CONTACT, "del_external_contact", "del_follow_user")  # the contact is no longer reachable either way
+@on(WECOM_CONTACT, "del_external_contact")  # the rep removed the customer: no longer reachable
 def unsubscribe(visit: Visit) -> None:
     visit.unsubscribe()
+
+
+@on(WECOM_CONTACT, "del_follow_user")
+def removed_rep(visit: Visit) -> None:
+    """The customer deleted the rep: unreachable, and the rep (and their manager) are told."""
+    visit.unsubscribe()
+    userid = str(visit.event.payload.get("UserID") or "")
+    if userid and visit.follower is not None:
+        notices.removed(visit, visit.follower, rep_id(visit.session, userid), visit.interaction_id)
 
 
 @on(OA, "scan")
@@ -64,3 +75,4 @@ def send_job_finished(visit: Visit) -> None:
 def contact_added(visit: Visit) -> None:
     payload = visit.event.payload
     visit.contact_added(str(payload.get("UserID") or ""), visit.event.scene)
+    welcomes.enqueue(visit)  # a WelcomeCode: the code's welcome text, within WeCom's 20 seconds

@@ -6,7 +6,7 @@ Nothing here knows about XML or HTTP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -71,7 +71,10 @@ class Visit:
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
         self.firing: str | None = None  # the rule being fired when an effect raised
         self.shared: Shared | None = None  # what the applier batch's engine runs share
+        self.idle: timedelta | None = None  # how long the follower had been quiet before this (scrm.notices.returned)
         if follower is not None and event.kind not in NOT_ACTIVITY:
+            if follower.last_active_at is not None:
+                self.idle = event.at - follower.last_active_at
             follower.last_active_at = max(follower.last_active_at or event.at, event.at)
 
     # --- effects (scrm.effects) -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
-from scrm import stages, tags
+from scrm import rep_view, stages, tags
 from scrm.models import Activity, Follower
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled
@@ -61,6 +61,8 @@ def _clean(text: str | None, limit: int, what: str, lines: bool = False) -> str:
 
 def _locked(session: Session, rep_id: int, follower_id: int) -> Follower:
     """The lead, locked for this transaction (PostgreSQL: FOR NO KEY UPDATE, as the rules engine takes it)."""
+    if not 0 < follower_id <= rep_view.MAX_ID:
+        raise NotYours(follower_id)
     query = select(Follower).where(
         Follower.id == follower_id, Follower.owner_id == rep_id, Follower.merged_into.is_(None)
     )

@@ -30,6 +30,7 @@ COMPANY_KEYS = ("company", "corp_name", "corp_full_name")
 MOBILE_KEYS = ("mobile", "phone", "tel")
 OWNER_KINDS = ("owner_assigned", "owner_conflict", "transfer_failed")
 TIMELINE = 50
+MAX_ID = 2**63 - 1  # what a BIGINT id holds: a larger one names no lead
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Card:
     mobile: str  # masked
     tags: list[str]
     score: dict[str, Any]  # scrm.score_totals.explain, as GET /api/v1/followers/<openid>/score
+    model: str  # the stage model: its score is "the" score, as in the list and the follower JSON
     stages: list[str]
     owners: list[dict[str, Any]]
     timeline: list[dict[str, Any]]  # the newest TIMELINE entries
@@ -164,7 +166,7 @@ def mask(mobile: str) -> str:
 def lead(session: Session, rep_id: int, follower_id: int) -> Follower | None:
     """The rep's lead with this id: the person's primary row when the id is a merged identity; None when the rep
     does not own it (or it does not exist)."""
-    found = session.get(Follower, follower_id)
+    found = session.get(Follower, follower_id) if 0 < follower_id <= MAX_ID else None
     if found is not None and found.merged_into is not None:
         found = session.get(Follower, found.merged_into)
     if found is None or found.owner_id != rep_id:
@@ -184,6 +186,7 @@ def card(session: Session, follower: Follower, limit: int = TIMELINE) -> Card:
         mobile=mask(first(profile, MOBILE_KEYS)),
         tags=sorted(tags.names(session, follower.id)),
         score=score_totals.explain(session, follower.id, limit=50),
+        model=followers.stage_model(session),
         stages=stage_names(session),
         owners=owners,
         timeline=entries[:limit],

@@ -8,12 +8,14 @@ from datetime import timedelta
 import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from foundation.clock import utcnow
 from foundation.services import services
 from scrm import outbox
 from scrm.models import Outbox
-from tasks.queue import job_id, push
+from tasks.queue import PRIORITY_TASKS, job_id, push
 from tasks.registry import TASKS, GiveUp, RetryLater, load_all
 
 log = logging.getLogger(__name__)
@@ -71,11 +73,24 @@ def sweep(stale_seconds: float = 1.0) -> int:
         candidates = outbox.due(session)
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     lost = [oid for oid, created in candidates if _lost(svc.redis_slow, oid, created < cutoff)]
-    if lost and push(svc.redis_slow, lost):
+    if lost and push(svc.redis_slow, lost, urgent(lost)):
         with svc.db.transaction() as session:
             outbox.mark_pushed(session, lost)
         log.info("sweeper pushed %d outbox rows", len(lost))
     return len(lost)
+
+
+def urgent(outbox_ids: list[int]) -> set[int]:
+    """The rows among `outbox_ids` whose jobs go on the HIGH queue (tasks.queue.PRIORITY_TASKS): one indexed read."""
+    if not outbox_ids:
+        return set()
+    query = select(Outbox.id).where(Outbox.id.in_(outbox_ids), Outbox.task.in_(sorted(PRIORITY_TASKS)))
+    try:
+        with services().db.sessions() as session:
+            return set(session.scalars(query))
+    except SQLAlchemyError as exc:  # the database is down: push on the default queue rather than not at all
+        log.warning("outbox priority look-up failed (%s): %d rows go on the default queue", exc, len(outbox_ids))
+        return set()
 
 
 def _lost(conn: redis.Redis, oid: int, old: bool) -> bool:

@@ -20,7 +20,7 @@ from rq.exceptions import StopRequested
 from rq.job import Job
 
 from foundation.services import services
-from tasks.queue import QUEUE, dispatch_once
+from tasks.queue import QUEUE, QUEUES, dispatch_once
 from tasks.registry import load_all
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run_worker(app: Flask, burst: bool = False) -> None:
     Beside the worker, a dispatcher thread turns outbox ids announced by the web processes into RQ jobs.
     """
     load_all()
-    from tasks.outbox import sweep
+    from tasks.outbox import sweep, urgent
 
     stop = threading.Event()
     if not burst:
@@ -85,11 +85,12 @@ def run_worker(app: Flask, burst: bool = False) -> None:
             conn = services().redis_slow
             conn.ping()
             if burst:
-                while dispatch_once(conn, wait=0.01):
+                while dispatch_once(conn, wait=0.01, urgent=urgent):
                     pass
             sweep(stale_seconds=0)  # Redis may have come back empty
-            log.info("worker: waiting for jobs on %r (a line per job that does something)", QUEUE)
-            QuietWorker([QUEUE], connection=conn).work(burst=burst, logging_level=None)  # levels: configure_logging
+            log.info("worker: waiting for jobs on %s (a line per job that does something)", ", ".join(QUEUES))
+            worker = QuietWorker(list(QUEUES), connection=conn)
+            worker.work(burst=burst, logging_level=None)  # levels: configure_logging
 
     try:
         _supervise("worker", body)
@@ -98,11 +99,13 @@ def run_worker(app: Flask, burst: bool = False) -> None:
 
 
 def _dispatcher(app: Flask, stop: threading.Event) -> None:
+    from tasks.outbox import urgent
+
     with app.app_context():
         conn = services().redis_slow
         while not stop.is_set():
             try:
-                dispatch_once(conn, wait=1.0)
+                dispatch_once(conn, wait=1.0, urgent=urgent)
             except (redis.RedisError, OSError) as exc:
                 log.warning("dispatcher: Redis unavailable (%s)", exc.__class__.__name__)
                 stop.wait(1.0)

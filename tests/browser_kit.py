@@ -33,6 +33,7 @@ BOOK = """
 name: rep-pages
 models:
   engagement: {half_life_days: 30}
+  fit: {}
 rules:
   - name: rep-code
     when: {scene: "rep:{rep}"}
@@ -42,7 +43,7 @@ rules:
     do: [{score: 5, cap: once}]
   - name: asked-price
     when: {text: price}
-    do: [{tag: "interest:pricing"}, {score: 15}]
+    do: [{tag: "interest:pricing"}, {score: 15}, {score: 3, model: fit}]
   - name: vip
     when: {tag_added: vip}
     do: [{score: 20}]

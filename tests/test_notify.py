@@ -6,10 +6,9 @@ from sqlalchemy import select
 from foundation.clock import utcnow
 from scrm import outbox
 from scrm.models import Follower, Outbox, Rep
-from tasks.notify import PER_MINUTE, notify_rep
+from tasks.notify import notify_rep
+from tasks.notify_pace import NotifyRules, Pacer
 from tasks.queue import push
-from tasks.ratelimit import TokenBucket
-from tasks.registry import RetryLater
 from tasks.worker import run_worker
 from tests.helpers import post
 from tests.messaging_kit import rows, sandbox, svc, template_sends, with_messaging
@@ -70,13 +69,16 @@ def test_rep_outside_the_app_gives_up_with_the_reason(app, live, lead):
 
 
 def test_over_wecoms_per_minute_limit_waits(app, live, lead):
-    bucket = TokenBucket(svc(app).redis_slow, "welead:ratelimit:rep:li.wei", PER_MINUTE / 60, PER_MINUTE, 0)
-    for _ in range(PER_MINUTE):
-        assert bucket.reserve() == 0
-    with app.app_context(), pytest.raises(RetryLater) as exc:
-        notify_rep("o-lead", lead, "hot")
-    assert 1 < exc.value.delay <= 4
-    assert sandbox(app).sent("wecom/message/send") == []
+    """A rep at the per-minute limit gets nothing now: the notification waits for a flush at the next free slot."""
+    with app.app_context():
+        filler = Pacer(svc(app).redis_slow, NotifyRules(gather=0))  # the same per-member log, no digest pacing
+        for _ in range(filler.rules.per_minute):
+            assert filler.admit("li.wei")[0] is not None
+        result = notify_rep("o-lead", lead, "hot", key="rep.notify:rule:test:1")
+    assert result["state"] == "pending" and sandbox(app).sent("wecom/message/send") == []
+    with svc(app).db.sessions() as s:
+        (flush,) = s.scalars(select(Outbox).where(Outbox.task == "rep.notify.flush"))
+        assert 50 <= (flush.run_after - utcnow()).total_seconds() <= 61
 
 
 def test_playbook_template_send_is_one_delivery_per_key(app, live, lead):

@@ -187,8 +187,10 @@ def test_regex_binding_threshold_stage_and_outbox(client, app, auth_headers):
     (tpl,) = outbox_rows(app, "template.send")
     assert tpl["template"] == "demo_booked" and tpl["data"] == {"product": "crm"} and tpl["openid"] == "oE2E"
     assert tpl["key"].startswith("rule:demo:") and tpl["outbox_key"] == f"template.send:{tpl['key']}"
-    (note,) = outbox_rows(app, "rep.notify")
+    (note,) = [n for n in outbox_rows(app, "rep.notify") if n["kind"] == "rule"]
     assert note["rep_id"] == f["owner"] and note["rule"] == "hot" and note["reason"] == "score 50.0"
+    (mql,) = [n for n in outbox_rows(app, "rep.notify") if n["kind"] == "mql"]  # reaching mql tells the owner
+    assert mql["rep_id"] == f["owner"] and mql["outbox_key"].startswith("rep.notify:mql:")
     (journey,) = outbox_rows(app, "journey.start")
     assert journey["journey"] == "nurture" and journey["key"].startswith("rule:mql:")
     kinds = [e["kind"] for e in client.get("/api/v1/followers/oE2E/timeline", headers=auth_headers).json]

@@ -56,6 +56,7 @@ def test_a_signed_link_opens_the_card_and_starts_a_session(client, leads):
     for text in ("张三", "Acme Robotics", "138****5678", "interest:pricing", "asked-price", "welcome", "Li Wei"):
         assert text in html, text
     assert "13812345678" not in html  # the mobile is masked
+    assert 'id="score-now">20.0<' in html and "fit" in html  # the stage model's score; every model explained
     assert html.index('data-kind="score"') < html.index('data-kind="subscribe"')  # newest first
     listing = client.get("/rep/leads")  # the session cookie carries on
     assert listing.status_code == 200 and "Chen Jing" in listing.get_data(as_text=True)

@@ -54,7 +54,7 @@ def test_a_notification_link_opens_the_card_and_a_click_follows_up(phone, site, 
     page.fill("#new-tag", "vip")
     page.click("#add-tag")
     page.wait_for_selector('#tags [data-tag="vip"]')
-    assert page.locator("#score .score").first.inner_text() == "40.0"  # the playbook's tag_added rule: +20
+    assert page.locator("#score-now").inner_text() == "40.0"  # the playbook's tag_added rule: +20
 
     page.click("header a")  # the session carries on to the list without the link's token
     page.wait_for_url("**/rep/leads")

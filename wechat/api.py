@@ -200,3 +200,9 @@ class WeComClient:
         """The customer's profile (external_contact) and the members following them (follow_user, with state)."""
         answer = self.raw.get("externalcontact/get", params={"external_userid": external_userid})
         return {key: value for key, value in answer.items() if key not in ("errcode", "errmsg")}
+
+    def send_welcome_msg(self, welcome_code: str, text: str) -> None:
+        """Greet a new customer with the WelcomeCode of their add event: once, within 20 s of it (41051: a welcome
+        already went out for this code; 41096 may be retried)."""
+        body = {"welcome_code": welcome_code, "text": {"content": text}}
+        self.raw.post("externalcontact/send_welcome_msg", data=body)

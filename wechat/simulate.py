@@ -20,6 +20,7 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto as OACrypto
 from wechatpy.work.crypto import WeChatCrypto as WorkCrypto
 
+from wechat.sandbox_welcome import mint_welcome_code
 from wechat.settings import WeChatSettings
 
 Channel = Literal["oa", "wecom"]
@@ -214,7 +215,7 @@ def _wecom_message(kind: str, settings: WeChatSettings, o: Fields) -> Fields:
     }  # fmt: skip
     if kind == "wecom-add-contact":
         fields["State"] = o.get("state") or ""
-        fields["WelcomeCode"] = o.get("welcome_code") or secrets.token_urlsafe(24)
+        fields["WelcomeCode"] = o.get("welcome_code") or mint_welcome_code(created)  # the sandbox can age it
     elif o.get("state"):
         fields["State"] = o["state"]
     return fields

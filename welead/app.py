@@ -66,7 +66,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(landing)
     app.register_blueprint(metrics)
     app.register_blueprint(api)
-    app.register_blueprint(rep_pages)  # after the API: its `int` converter bounds ids to BIGINT
+    app.register_blueprint(rep_pages)
     apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:

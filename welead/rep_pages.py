@@ -85,8 +85,9 @@ def _from_link(token: str) -> Response:
             abort(403, "This link has expired. Open the latest notification in WeCom, or ask for a new link.")
         abort(403, "This link is not valid. Open it again from your WeCom notification.")
     _viewer(rep_id, bearer=False)
+    kept = session.get("csrf") if session.get("rep") == rep_id else None  # forms open in other tabs keep working
     session.clear()
-    session.update(rep=rep_id, since=int(time.time()), csrf=secrets.token_urlsafe(32))
+    session.update(rep=rep_id, since=int(time.time()), csrf=kept or secrets.token_urlsafe(32))
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "t"]
     return redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), 303)
 
@@ -96,10 +97,9 @@ def _from_bearer(header: str) -> int:
     who = auth.verify_token_callback(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
     if not who:
         abort(401, "This API token is missing, invalid, expired or revoked.")
-    subject = who.subject or ""
-    if who.role != "rep" or not (subject.isascii() and subject.isdigit()):
+    if who.rep_id is None:
         abort(403, "Rep pages open with a rep's token (role rep) only.")
-    return int(subject)
+    return who.rep_id
 
 
 def _from_session() -> int:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from foundation.clock import utcnow
-from scrm import outbox, scoring, stages, tags
+from scrm import notices, outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
 from scrm.playbook import conditions
 from scrm.playbook.compiled import Compiled, CompiledRule, Signal
@@ -257,6 +257,7 @@ class Run:
             data = {"from": step.old, "to": step.new, "direction": step.direction, "reason": reason, "rule": rule}
             self.note("stage_changed", {**data, "score": score} if score is not None else data)
             self.emit("stage_changed", stage=step.new, direction=step.direction, **{"from": step.old})
+            notices.stage_reached(self.ctx, self.follower, step.new, step.direction, self.scope)
 
     def key(self, rule: CompiledRule, index: int) -> str:
         """The idempotency key of a rule's outbound work: `rule:<name>:<interaction id or periodic scope>`."""
@@ -360,12 +361,13 @@ def _send_template(run: Run, rule: CompiledRule, i: int, action: Action, values:
 
 
 def _notify_owner(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
-    reason = render(action.notify_owner.reason if action.notify_owner else "", values) or ""
-    if run.follower.owner_id is None:  # nobody to tell: say so on the timeline rather than queue a job that fails
-        run.note("notify_skipped", {"rule": rule.name, "reason": reason, "why": "no owner"})
-        return
-    args = {"openid": run.follower.openid, "rep_id": run.follower.owner_id, "reason": reason, "rule": rule.name}
-    run.ctx.enqueue("rep.notify", args, key=f"rep.notify:rule:{rule.name}:{run.scope}")
+    """A `rule` notice keyed by rule and run (`handoff`: one per follower and run, whichever rule raised it)."""
+    spec = action.notify_owner
+    reason = render(spec.reason if spec else "", values) or ""
+    kind = spec.kind if spec else "rule"
+    crossing = f"{rule.name}:{run.scope}" if kind == "rule" else run.scope
+    if not notices.notify_owner(run.ctx, run.follower, kind, crossing, reason, rule=rule.name):
+        run.note("notify_skipped", {"rule": rule.name, "reason": reason, "why": "no owner"})  # nobody to tell
 
 
 def _start_journey(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:

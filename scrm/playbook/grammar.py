@@ -10,7 +10,7 @@ pydantic's error locations equal to the YAML path (`rules[3].do[1].score: expect
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -90,6 +90,7 @@ class TemplateSend(Strict):
 
 class Notify(Strict):
     reason: Text = ""
+    kind: Literal["rule", "handoff"] = "rule"  # handoff: the lead asked for a human (scrm.notices)
 
 
 ACTION_MAIN: dict[str, str | None] = {

@@ -19,4 +19,11 @@ def json_errors(app: APIFlask) -> None:
         return body, exc.status_code, exc.headers
 
 
-from welead.api import followers, interactions, messages, playbook, segments  # noqa: E402,F401  (registers routes)
+from welead.api import (  # noqa: E402,F401  (registers routes)
+    followers,
+    interactions,
+    messages,
+    notifications,
+    playbook,
+    segments,
+)
