@@ -73,6 +73,11 @@ _WRITE_STATE = (
     update(Follower.__table__).where(_F.id == bindparam("fid")).values({c: bindparam(f"v_{c}") for c in _STATE})
 )
 _BACKLOG = select(func.count(), func.min(_I.received_at)).where(_I.applied_at.is_(None))
+_NAMED_ROW = Follower.__table__.alias("named")  # the row of the openid itself, joined to the person it resolves to
+_NAMED = _NAMED_ROW.c
+_RESOLVE = select(Follower, _NAMED.openid).join_from(
+    Follower, _NAMED_ROW, Follower.id == func.coalesce(_NAMED.merged_into, _NAMED.id)
+)
 
 
 @dataclass(slots=True)
@@ -177,8 +182,9 @@ def _apply(session: Session, rows: list[Pending]) -> Report:
 def _apply_rows(session: Session, rows: list[Pending]) -> Report:
     report = Report()
     followers = _followers(session, rows)
+    people = list({f.id: f for f in followers.values()}.values())  # two identities of one person: one row
     books = _books(session, rows)
-    fids = [f.id for f in followers.values()]
+    fids = [f.id for f in people]
     shared = Shared(session, fids, utcnow(), [b for b in books.values() if b is not None])
     marks = []
     for row in rows:
@@ -196,7 +202,7 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
         report.received.append(row.received_at)
         marks.append({"iid": row.id, "fid": follower.id if follower else None})
     shared.flush()
-    _write_followers(session, list(followers.values()))
+    _write_followers(session, people)
     report.outbox_ids += shared.outbox_ids
     now = utcnow()
     session.connection().execute(_MARK, [{**m, "done": now} for m in marks])
@@ -205,9 +211,12 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
 
 
 def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
-    """The batch's followers, created where new: one insert-or-ignore, one select. On PostgreSQL the select locks
-    them (FOR NO KEY UPDATE: the interactions' foreign keys hold KEY SHARE locks) for the engine runs' caps and
-    totals, in id order so that two lockers of overlapping sets queue instead of deadlocking."""
+    """The batch's followers by openid, created where new: one insert-or-ignore, one select. An identity merged
+    into another follower (scrm.merge) maps to that primary: the select joins each openid's row to the row it
+    resolves to. On PostgreSQL the select locks the resolved rows (FOR NO KEY UPDATE: the interactions' foreign
+    keys hold KEY SHARE locks) for the engine runs' caps and totals, in id order so that two lockers of
+    overlapping sets queue instead of deadlocking. A merge holds the partitions of both openids while it moves
+    rows, so what an openid resolves to cannot change under a batch."""
     fresh: dict[str, dict[str, Any]] = {}
     for row in rows:
         ev = row.event
@@ -216,10 +225,10 @@ def _followers(session: Session, rows: list[Pending]) -> dict[str, Follower]:
     if not fresh:
         return {}
     session.connection().execute(insert_ignore(session, Follower, ["openid"]), list(fresh.values()))
-    query = select(Follower).where(Follower.openid.in_(list(fresh)))
+    query = _RESOLVE.where(_NAMED.openid.in_(list(fresh)))
     if session.get_bind().dialect.name == "postgresql":  # against other writers (journeys, periodic runs, the API)
-        query = query.order_by(Follower.id).with_for_update(key_share=True)
-    return {f.openid: f for f in session.scalars(query)}
+        query = query.order_by(Follower.id).with_for_update(key_share=True, of=Follower)
+    return {openid: f for f, openid in session.execute(query)}
 
 
 def _write_followers(session: Session, followers: list[Follower]) -> None:
@@ -261,7 +270,7 @@ def _fail(db: Database, iid: int, exc: EffectFailed) -> None:
     with db.transaction() as session:
         conn = session.connection()
         openid = conn.execute(select(_I.openid).where(_I.id == iid)).scalar()
-        fid = conn.execute(select(Follower.id).where(Follower.openid == openid)).scalar()
+        fid = conn.execute(select(func.coalesce(_F.merged_into, _F.id)).where(_F.openid == openid)).scalar()
         conn.execute(_FAIL, {"iid": iid, "done": utcnow(), "error": error, "fid": fid})
 
 

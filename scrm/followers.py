@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import iso
@@ -15,7 +15,23 @@ from scrm.playbook import store
 
 
 def find(session: Session, openid: str) -> Follower | None:
-    return session.scalar(select(Follower).where(Follower.openid == openid))
+    """The person behind `openid`: its own row, or the primary it was merged into (scrm.merge). One statement."""
+    named = Follower.__table__.alias("named").c
+    person = select(func.coalesce(named.merged_into, named.id)).where(named.openid == openid).scalar_subquery()
+    return session.scalar(select(Follower).where(Follower.id == person))
+
+
+def identities(session: Session, follower_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The identities merged into each of `follower_ids` (openid or external_userid, channel, subscribed)."""
+    rows = session.execute(
+        select(Follower.merged_into, Follower.openid, Follower.channel, Follower.subscribed)
+        .where(Follower.merged_into.in_(follower_ids))
+        .order_by(Follower.id)
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for primary, openid, channel, subscribed in rows:
+        out.setdefault(primary, []).append({"openid": openid, "channel": channel, "subscribed": subscribed})
+    return out
 
 
 def tag_names(session: Session, follower_ids: list[int]) -> dict[int, list[str]]:
@@ -46,6 +62,7 @@ def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any
     """Follower JSON: `score` is the stage model's decayed score (what moves the stage), `scores` every model's."""
     ids = [f.id for f in followers]
     tags, score, model = tag_names(session, ids), scores(session, ids), stage_model(session)
+    merged = identities(session, ids)
     return [
         {
             "openid": f.openid,
@@ -62,6 +79,10 @@ def serialize(session: Session, followers: list[Follower]) -> list[dict[str, Any
             "subscribed_at": iso(f.subscribed_at),
             "last_active_at": iso(f.last_active_at),
             "created_at": iso(f.created_at),
+            "identities": [
+                {"openid": f.openid, "channel": f.channel, "subscribed": f.subscribed},
+                *merged.get(f.id, []),
+            ],
         }
         for f in followers
     ]
@@ -71,8 +92,8 @@ def page(
     session: Session, after: int, limit: int, owner: int | None = None, where: ColumnElement[bool] | None = None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Keyset paging by id: stable under inserts, no OFFSET scans over the big table. `owner` limits to a rep,
-    `where` to a segment."""
-    query = select(Follower).where(Follower.id > after)
+    `where` to a segment. Merged identities are listed through their primary only."""
+    query = select(Follower).where(Follower.id > after, Follower.merged_into.is_(None))
     if where is not None:
         query = query.where(where)
     if owner is not None:

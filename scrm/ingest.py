@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
@@ -17,6 +17,8 @@ from foundation.sql import insert_ignore
 from scrm import outbox
 from scrm.models import Activity, Follower, Rep
 from scrm.playbook.shared import Shared
+
+_F = Follower.__table__
 
 
 @dataclass(frozen=True)
@@ -81,20 +83,25 @@ class Visit:
 
     def subscribe(self, scene: str | None) -> None:
         f = self._require()
-        f.subscribed = True
-        f.subscribed_at = self.event.at
+        self.reachable(True)
         if scene and not f.source:
             f.source = scene
-        self.enqueue(
-            "profile.fetch",
-            {"openid": f.openid},
-            key=f"profile:{f.openid}:{self.interaction_id}",
-        )
+        openid = self.event.openid  # the identity's own profile (unionid), also when it is merged into another
+        self.enqueue("profile.fetch", {"openid": openid}, key=f"profile:{openid}:{self.interaction_id}")
 
     def unsubscribe(self) -> None:
-        f = self._require()
-        f.subscribed = False
-        f.unsubscribed_at = self.event.at
+        self.reachable(False)
+
+    def reachable(self, subscribed: bool) -> None:
+        """Whether the identity the event came from can be reached. Per identity, not per person: when the event's
+        openid is merged into the follower (scrm.merge), the identity's own row records it, not the primary's."""
+        f, at = self._require(), self.event.at
+        values = {"subscribed": subscribed, "subscribed_at" if subscribed else "unsubscribed_at": at}
+        if f.openid == self.event.openid:
+            for name, value in values.items():
+                setattr(f, name, value)
+        else:
+            self.session.connection().execute(update(_F).where(_F.c.openid == self.event.openid).values(values))
 
     def scanned(self, scene: str | None) -> None:
         f = self._require()
@@ -104,9 +111,11 @@ class Visit:
     def contact_added(self, rep_userid: str, state: str | None) -> None:
         """A WeCom external contact added a rep: the contact is reachable and owned by that rep unless owned."""
         f = self._require()
-        f.channel = "wecom"
-        f.subscribed = True
-        f.subscribed_at = self.event.at
+        if f.openid == self.event.openid:  # not the primary this contact is merged into (scrm.merge)
+            f.channel = "wecom"
+        self.reachable(True)
+        eid = self.event.openid  # externalcontact/get: the contact's unionid and profile
+        self.enqueue("profile.fetch_wecom", {"external_userid": eid}, key=f"profile:{eid}:{self.interaction_id}")
         if state and not f.source:
             f.source = state
         if rep_userid and f.owner_id is None:

@@ -55,7 +55,10 @@ class Rep(Base):
 
 
 class Follower(Base):
-    """Someone WeLead talks to: an OA follower (openid) or a WeCom external contact (external_userid)."""
+    """Someone WeLead talks to: an OA follower (openid) or a WeCom external contact (external_userid).
+
+    One person can have both (same unionid): the secondary row then points at the primary with `merged_into`.
+    """
 
     __tablename__ = "followers"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -72,6 +75,8 @@ class Follower(Base):
     profile_fetched_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Set on the secondary identity of a person (scrm.merge): reads and new events resolve to this row instead.
+    merged_into: Mapped[int | None] = mapped_column(BigId, ForeignKey("followers.id"), index=True)
 
 
 class Interaction(Base):

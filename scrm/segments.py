@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationError
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
@@ -272,12 +272,13 @@ def _owner(owner: int | str) -> ColumnElement[bool]:
 
 
 def where(session: Session, spec: Any, now: datetime | None = None) -> ColumnElement[bool]:
-    """The filter as one WHERE condition on `followers` (usable in counts, keyset pages and broadcasts)."""
+    """The filter as one WHERE condition on `followers` (usable in counts, keyset pages and broadcasts). A person
+    counts once: identities merged into another follower (scrm.merge) are left out, their primary stands for them."""
     f = parse_filter(spec)
     now = now or utcnow()
     dialect = session.get_bind().dialect.name
     try:
-        return and_(true(), *_conditions(session, f, now, dialect))
+        return and_(Follower.merged_into.is_(None), *_conditions(session, f, now, dialect))
     except PatternError as exc:
         raise SegmentError(str(exc)) from None
 
@@ -310,8 +311,9 @@ def _conditions(session: Session, f: Filter, now: datetime, dialect: str) -> Ite
         yield Follower.last_active_at < _moment(f.active_before, now)
     if f.did is not None:
         yield _did(f.did, now)
-    if f.openids:
-        yield Follower.openid.in_(f.openids)
+    if f.openids:  # an identity merged into another follower names that person
+        named = Follower.__table__.alias("named").c
+        yield Follower.id.in_(select(func.coalesce(named.merged_into, named.id)).where(named.openid.in_(f.openids)))
 
 
 # --- reading ----------------------------------------------------------------------------------------------------

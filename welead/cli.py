@@ -57,3 +57,6 @@ def register_cli(app: Flask) -> None:
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli):
         app.cli.add_command(command)
+    from welead.cli_contact import contact_cli
+
+    app.cli.add_command(contact_cli)
