@@ -204,6 +204,9 @@ def test_ids_past_bigint_are_404_and_cursors_400(client, headers):
     big = 2**63
     assert client.get(f"/api/v1/deliveries/{big}", headers=headers["marketer"]).status_code == 404
     assert client.get(f"/api/v1/deliveries/{big - 1}", headers=headers["marketer"]).status_code == 404
+    for path in ("/api/v1/broadcasts/3000000000", "/api/v1/playbook/versions/3000000000"):  # int4 on PostgreSQL
+        r = client.get(path, headers=headers["marketer"])
+        assert r.status_code == 404 and r.json["error"] == "not_found", path
     assert client.get(f"/api/v1/followers?after={big}", headers=headers["marketer"]).status_code == 400
     assert client.get(f"/api/v1/interactions/failed?after={big}", headers=headers["marketer"]).status_code == 400
     assert client.get(f"/api/v1/deliveries?before={big}", headers=headers["marketer"]).status_code == 422

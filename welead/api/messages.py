@@ -22,6 +22,7 @@ from tasks import pump, send
 from welead.api import bp
 from welead.api.access import allow, answers, get_follower, principal
 from welead.api.schemas import (
+    INT4_MAX,
     MAX_ID,
     BroadcastList,
     BroadcastOut,
@@ -54,7 +55,7 @@ class MessageIn(Schema):
 class DeliveryArgs(Schema):
     openid = String(load_default=None)
     state = String(load_default=None, validate=OneOf(STATES))
-    broadcast = Integer(load_default=None, validate=Range(0, MAX_ID))
+    broadcast = Integer(load_default=None, validate=Range(0, INT4_MAX))  # broadcasts.id is an INTEGER
     before = Integer(load_default=None, validate=Range(0, MAX_ID),
                      metadata={"description": "the `next` cursor of the previous page"})  # fmt: skip
     limit = Integer(load_default=50, validate=Range(1, 500))

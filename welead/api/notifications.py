@@ -18,7 +18,10 @@ WELCOME_STATUSES = (QUEUED, "sending", W_SENT, ALREADY_SENT, EXPIRED, SKIPPED, E
 
 
 class NotificationArgs(Schema):
-    rep = Integer(load_default=None, metadata={"description": "a rep id (a rep token sees its own only)", **IDS})
+    rep = Integer(
+        load_default=None,
+        metadata={"description": "a rep id (a rep token sees its own only)", "minimum": 1, "maximum": MAX_ID},
+    )
     state = String(load_default=None, validate=OneOf(notifications.STATES))
     kind = String(load_default=None, validate=OneOf(KINDS))
     after = Integer(load_default=0, metadata={"description": "the `next` cursor of the previous page", **IDS})

@@ -14,7 +14,8 @@ from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, Raw, String
 from marshmallow import INCLUDE
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # a BIGINT id
+INT4_MAX = 2**31 - 1  # an INTEGER id (PostgreSQL's `integer`): reps, broadcasts, segments, playbook versions
 IDS = {"minimum": 0, "maximum": MAX_ID}  # metadata for an id or cursor argument (views check with `bounded`)
 
 # The one error shape (welead.api.json_errors), for APIFlask's HTTP_ERROR_SCHEMA and VALIDATION_ERROR_SCHEMA.
@@ -34,6 +35,7 @@ class Out(Schema):
 
     class Meta:
         unknown = INCLUDE
+
 
 # A playbook as sent: YAML (JSON is YAML too) holding one mapping; what it may say is docs/playbook.md's grammar.
 PLAYBOOK_BODY: dict[str, Any] = {
