@@ -20,7 +20,7 @@ import swagger_ui_bundle
 from apiflask import APIFlask
 from flask import Blueprint
 
-from welead.api.access import BODY_ATTR, STATUS, roles_of
+from welead.api.access import BODY_ATTR, QUERY_ATTR, STATUS, roles_of
 from welead.api.schemas import ERROR, MAX_ID
 from welead.auth import ROLES
 
@@ -67,6 +67,7 @@ def contract(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
             if rule.rule.startswith(PREFIX) and isinstance(operation, dict):
                 _roles(operation, roles_of(view))
                 _body(operation, getattr(view, BODY_ATTR, None))
+                _query(operation, getattr(view, QUERY_ATTR, ()))
                 _ids(operation)
                 _error(operation, 400)  # NUL or lone surrogates anywhere (access.refuse_unstorable)
     return spec
@@ -95,6 +96,12 @@ def _body(operation: dict[str, Any], raw: dict[str, Any] | None) -> None:
         operation["requestBody"] = {"required": True, "description": raw["description"], "content": content}
     if "requestBody" in operation:
         _error(operation, 413)
+
+
+def _query(operation: dict[str, Any], params: tuple[dict[str, Any], ...]) -> None:
+    known = {(p.get("in"), p.get("name")) for p in operation.get("parameters", [])}
+    parameters = operation.setdefault("parameters", [])
+    parameters += [{"in": "query", **p} for p in params if ("query", p["name"]) not in known]
 
 
 def _ids(operation: dict[str, Any]) -> None:

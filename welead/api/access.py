@@ -29,6 +29,7 @@ from welead.auth import ROLES, Principal, auth
 View = TypeVar("View", bound=Callable[..., Any])
 ROLES_ATTR = "welead_roles"
 BODY_ATTR = "welead_raw_body"
+QUERY_ATTR = "welead_query_params"
 
 # What each error status means across the API; `answers` attaches the shared error body to each.
 STATUS: dict[int, str] = {
@@ -130,6 +131,17 @@ def raw_body(
     def decorate(view: View) -> View:
         body = {"media_types": media_types, "description": description, "schema": schema or {"type": "string"}}
         setattr(view, BODY_ATTR, body)
+        return view
+
+    return decorate
+
+
+def query_params(*params: dict[str, Any]) -> Callable[[View], View]:
+    """Document query parameters a view reads itself (`request.args`), as OpenAPI parameter objects without `in`
+    (`welead.api.schemas.param` builds them)."""
+
+    def decorate(view: View) -> View:
+        setattr(view, QUERY_ATTR, params)
         return view
 
     return decorate

@@ -44,6 +44,37 @@ PLAYBOOK_BODY: dict[str, Any] = {
 }
 
 
+def param(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """A query parameter for `query_params`: `param("limit", "1-500", type="integer", minimum=1, maximum=500)`."""
+    return {"name": name, "description": description, "schema": schema or {"type": "string"}}
+
+
+# `after`/`limit` for views that page by follower id themselves (segments).
+FOLLOWER_PAGING = (
+    param("after", "the `next` cursor of the previous page", type="integer", minimum=0, maximum=MAX_ID, default=0),
+    param("limit", "1-500 (400 outside)", type="integer", minimum=1, maximum=500, default=50),
+)
+
+# The query-string form of a segment filter (docs/segments.md); every key is optional and they combine with AND.
+SEGMENT_FILTER = (
+    param("tags_all", "tags the follower has, all of them (repeat the key); `*` is a wildcard"),
+    param("tags_any", "tags, at least one of them (repeat the key)"),
+    param("tags_none", "tags the follower has none of (repeat the key)"),
+    param("score", "`model:min..max`, either bound optional (`engagement:10..`)"),
+    param("stage", "a stage, `mql+` for it and the later ones (repeat the key)"),
+    param("owner", "a rep id, `none` or `any`"),
+    param("source", "the first scene, `*` as a wildcard (`booth:expo:*`)"),
+    param("source_prefix", "the first scene starts with this"),
+    param("subscribed", "`true` or `false`"),
+    param("active_after", "`30d`, `12h`, `90m` ago, or a date"),
+    param("active_before", "`30d`, `12h`, `90m` ago, or a date"),
+    param("checked_in", "an event slug (`expo2026`)"),
+    param("did", "`kind` or `kind:KEY`: had an interaction of that kind (and event key)"),
+    param("did_since", "with `did`: since `7d` ago, or a date"),
+    param("openids", "these followers (repeat the key)"),
+)
+
+
 def req(field: Any) -> Any:
     """`field`, always present in the answer."""
     field.required = True

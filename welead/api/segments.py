@@ -17,8 +17,15 @@ from foundation.services import services
 from scrm import segments
 from scrm.access import can_see_segment
 from welead.api import bp
-from welead.api.access import allow, answers, principal, require
-from welead.api.schemas import SavedSegmentResult, SegmentList, SegmentOut, SegmentResult
+from welead.api.access import allow, answers, principal, query_params, require
+from welead.api.schemas import (
+    FOLLOWER_PAGING,
+    SEGMENT_FILTER,
+    SavedSegmentResult,
+    SegmentList,
+    SegmentOut,
+    SegmentResult,
+)
 
 PREVIEW = (
     "Query-string filter, e.g. `tags_all=vip&score=engagement:50..&stage=mql+&source=booth:expo:*&active_after=30d`"
@@ -56,6 +63,7 @@ def _result(session: Session, spec: Any, after: int, limit: int) -> dict[str, An
 
 @bp.get("/segments/preview")
 @allow("marketer", "rep")
+@query_params(*FOLLOWER_PAGING, *SEGMENT_FILTER)
 @bp.doc(
     summary="Preview a segment",
     description="Count and first page of the followers matching. " + PREVIEW,
@@ -106,6 +114,7 @@ def list_segments():
 
 @bp.get("/segments/<ref>")
 @allow("marketer", "rep")
+@query_params(*FOLLOWER_PAGING)
 @bp.doc(
     summary="A saved segment",
     description="By id or name: its filter, count and first page (`after`, `limit`).",
