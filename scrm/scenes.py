@@ -6,8 +6,9 @@ Scene codes are colon-separated parts: `rep:<id>`, `booth:<event>:<booth>`, `sta
 - `{name}` matches exactly one part (no colon) and binds it, so actions can reuse it (`tag: event:{event}`);
 - `*` matches any run of characters, colons included.
 
-Rules match with a compiled regex (exact). Segments translate patterns to SQL GLOB (SQLite) or LIKE (PostgreSQL);
-there `{name}` is not allowed, so the translation is exact and a literal prefix can use the column's index.
+Rules match with a compiled regex (exact, RE2: linear in the text however many `*` a pattern has). Segments
+translate patterns to SQL GLOB (SQLite) or LIKE (PostgreSQL); there `{name}` is not allowed, so the translation is
+exact and a literal prefix can use the column's index.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement
+
+from scrm.linear_regex import Regex, RegexError, compile_regex, escape
 
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}|\*")
 SCENE_KINDS = ("rep", "booth", "staff", "campaign")
@@ -30,15 +33,14 @@ class PatternError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Pattern:
     text: str
-    regex: re.Pattern[str]
+    regex: Regex
     names: tuple[str, ...]
 
     def match(self, value: str | None) -> dict[str, str] | None:
         """The bound parts when `value` matches the whole pattern, else None."""
         if value is None:
             return None
-        found = self.regex.fullmatch(value)
-        return found.groupdict() if found else None
+        return self.regex.fullmatch(value)
 
     @property
     def literal(self) -> bool:
@@ -52,7 +54,7 @@ def compile_pattern(text: str) -> Pattern:
         raise PatternError(f"bad placeholder in pattern {text!r} (use {{name}} with letters, digits, _)")
     out, names, pos = [], [], 0
     for token in _TOKEN.finditer(text):
-        out.append(re.escape(text[pos : token.start()]))
+        out.append(escape(text[pos : token.start()]))
         name = token.group(1)
         if name is None:
             out.append(".*")
@@ -62,8 +64,11 @@ def compile_pattern(text: str) -> Pattern:
             names.append(name)
             out.append(f"(?P<{name}>[^:]+)")
         pos = token.end()
-    out.append(re.escape(text[pos:]))
-    return Pattern(text, re.compile("".join(out), re.DOTALL), tuple(names))
+    out.append(escape(text[pos:]))
+    try:
+        return Pattern(text, compile_regex("".join(out), dot_all=True), tuple(names))
+    except RegexError as exc:
+        raise PatternError(f"pattern {text[:80]!r} cannot be compiled: {exc}") from None
 
 
 def parse_scene(scene: str | None) -> dict[str, str]:

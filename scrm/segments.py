@@ -9,10 +9,9 @@ follower and model); for a lower bound the stored value is a sound pre-filter, s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -20,13 +19,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from foundation import safe_json
 from foundation.clock import utcnow
+from foundation.numbers import MAX_INT, span
 from scrm import followers, score_totals
 from scrm.followers import iso, stage_model, tag_names
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.playbook import store
 from scrm.playbook.grammar import DEFAULT_STAGES
-from scrm.playbook.models import FollowerScore, Segment
+from scrm.playbook.models import FollowerScore
 from scrm.playbook.validate import path
 from scrm.scenes import PatternError, sql_match
 
@@ -44,7 +45,7 @@ When = Annotated[str, Field(pattern=r"^(\d+[dhm]|\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN compares false with anything
 
 
 class Range(Strict):
@@ -68,7 +69,7 @@ class Filter(Strict):
     tags_none: Names = []
     score: dict[str, Range] = {}
     stage: Names = []
-    owner: StrictInt | Literal["none", "any"] | None = None
+    owner: Annotated[StrictInt, Field(ge=0, le=MAX_INT)] | Literal["none", "any"] | None = None
     source: str | None = None
     source_prefix: str | None = None
     subscribed: StrictBool | None = None
@@ -153,8 +154,8 @@ def parse_text(text: str) -> Filter | str:
     text = text.strip()
     if text.startswith("{"):
         try:
-            return parse_filter(json.loads(text))
-        except json.JSONDecodeError as exc:
+            return parse_filter(safe_json.loads(text))
+        except ValueError as exc:  # malformed, or refused (NaN, 1e999, nested too deep, lone surrogates)
             raise SegmentError(f"not valid JSON: {exc}") from None
     if "=" in text:
         return from_query(parse_query(text))
@@ -168,8 +169,8 @@ def _scalar(key: str, value: str) -> Any:
         if value.lower() not in ("true", "false", "1", "0"):
             raise SegmentError(f"{key}: expected true or false")
         return value.lower() in ("true", "1")
-    if key == "owner" and value.isdigit():
-        return int(value)
+    if key == "owner" and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)  # bounds (and `³`, which isdigit() accepts) are the filter's to refuse
     return value
 
 
@@ -191,8 +192,10 @@ def _moment(value: str, now: datetime) -> datetime:
     """`30d`, `12h`, `90m` (ago) or an ISO date/time (UTC)."""
     relative = re.fullmatch(r"(\d+)([dhm])", value)
     if relative:
-        unit = {"d": "days", "h": "hours", "m": "minutes"}[relative.group(2)]
-        return now - timedelta(**{unit: int(relative.group(1))})
+        try:
+            return now - span(*relative.groups())
+        except ValueError as exc:
+            raise SegmentError(f"{exc} (write days, hours or minutes ago: 30d, 12h, 90m)") from None
     try:
         return datetime.fromisoformat(value.rstrip("Z"))
     except ValueError:
@@ -370,38 +373,11 @@ def export(session: Session, spec: Any, *, batch: int = 2000, now: datetime | No
             }  # fmt: skip
 
 
-# --- saved segments ---------------------------------------------------------------------------------------------
-
-
-def save(session: Session, name: str, spec: Any, by: str | None = None) -> Segment:
-    """Store a named filter (validated, normalised); SegmentError when the name is taken or the filter is bad."""
-    if not name or len(name) > 128:
-        raise SegmentError("name: 1-128 characters")
-    f = parse_filter(spec)
-    where(session, f)  # patterns and stage names must compile too
-    if session.scalar(select(Segment.id).where(Segment.name == name)) is not None:
-        raise SegmentError(f"name: a segment named {name!r} exists")
-    row = Segment(name=name, filter=normalised(f), created_at=utcnow(), created_by=by)
-    session.add(row)
-    session.flush()
-    return row
+# --- saved segments: scrm.saved_segments (re-exported for the callers that name them here) --------------------
 
 
 def normalised(f: Filter) -> dict[str, Any]:
     return f.model_dump(mode="json", exclude_defaults=True)
 
 
-def saved(session: Session) -> list[Segment]:
-    return list(session.scalars(select(Segment).order_by(Segment.name)))
-
-
-def find(session: Session, ref: str | int) -> Segment | None:
-    """A saved segment by id or name."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return session.get(Segment, int(ref))
-    return session.scalar(select(Segment).where(Segment.name == ref))
-
-
-def describe(row: Segment) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "filter": row.filter, "created_at": iso(row.created_at),
-            "created_by": row.created_by}  # fmt: skip
+from scrm.saved_segments import delete, describe, find, save, saved  # noqa: E402,F401  (needs the names above)

@@ -21,7 +21,8 @@ from tasks.registry import TASKS, GiveUp, RetryLater, load_all
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-LOST = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# A due row whose job is in one of these states has no run coming: FINISHED too (the run ended in RetryLater).
+LOST = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
 def run(outbox_id: int) -> str:
@@ -94,7 +95,9 @@ def urgent(outbox_ids: list[int]) -> set[int]:
 
 
 def _lost(conn: redis.Redis, oid: int, old: bool) -> bool:
-    """A job that exists and is not failed is in flight; young rows were just pushed by their request."""
+    """A job that is queued or running is in flight; young rows were just pushed by their request. A finished job
+    of a row that is still due ran and asked to run again (RetryLater): RQ keeps it for its result_ttl, and the
+    retry is due now, not when RQ forgets it."""
     try:
         status = Job.fetch(job_id(oid), connection=conn).get_status()
     except NoSuchJobError:

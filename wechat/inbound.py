@@ -13,6 +13,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from foundation.numbers import ascii_int
+
 
 class InvalidXML(ValueError):
     """The body is not a WeChat XML document (malformed, or carrying a DTD/entities)."""
@@ -105,18 +107,17 @@ def to_inbound(channel: str, doc: dict[str, object]) -> Inbound:
     if not kind:
         raise InvalidXML("Event is missing")
     openid = _text(doc, "FromUserName")
+    if not openid:  # every callback names its sender; recording one under '' would merge strangers
+        raise InvalidXML("FromUserName is missing or empty")
     event_key = _text(doc, "EventKey") or None
     if kind == "change_external_contact":
         openid = _text(doc, "ExternalUserID")
         event_key = _text(doc, "ChangeType") or None
     elif kind == "templatesendjobfinish":
         event_key = _text(doc, "Status") or None
-    try:
-        created = int(_text(doc, "CreateTime") or 0)
-    except ValueError:
-        raise InvalidXML("CreateTime is not an integer") from None
+    created = _created(_text(doc, "CreateTime"))
     msg_id = _text(doc, "MsgId") or _text(doc, "MsgID") or None
-    return Inbound(
+    inbound = Inbound(
         channel=channel,
         kind=kind,
         openid=openid,
@@ -127,6 +128,30 @@ def to_inbound(channel: str, doc: dict[str, object]) -> Inbound:
         event_key=event_key,
         fields=doc,
     )
+    _check_lengths(inbound)
+    return inbound
+
+
+MAX_CREATED = 2**32 - 1  # CreateTime is a 32-bit Unix time (year 2106): more is no time WeChat sends
+# Longer than anything WeChat sends (openids are 28 characters, scene_str at most 64, a WeCom state 30) and than
+# the interactions columns hold: refused here with a 400 rather than by the database, after a half-made decision.
+MAX_LENGTHS = {"FromUserName": 64, "Event/MsgType": 48, "MsgId": 64, "scene": 128}
+
+
+def _created(text: str) -> int:
+    """CreateTime in seconds: ASCII digits up to MAX_CREATED (absent: 0, which the domain reads as "now")."""
+    value = ascii_int(text or "0", 0, MAX_CREATED)
+    if value is None:
+        raise InvalidXML(f"CreateTime {text[:24]!r} is not a Unix time")
+    return value
+
+
+def _check_lengths(msg: Inbound) -> None:
+    scene = msg.scene or (msg.fields.get("State") if msg.kind == "change_external_contact" else None)
+    values = {"FromUserName": msg.openid, "Event/MsgType": msg.kind, "MsgId": msg.msg_id, "scene": scene}
+    for name, value in values.items():
+        if isinstance(value, str) and len(value) > MAX_LENGTHS[name]:
+            raise InvalidXML(f"{name} is longer than {MAX_LENGTHS[name]} characters")
 
 
 def _text(doc: dict[str, object], name: str) -> str:

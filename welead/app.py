@@ -9,6 +9,7 @@ from apiflask import APIFlask
 from foundation.config import INSTANCE, Settings
 from foundation.db import Database
 from foundation.services import EXTENSION, Services
+from welead import wire
 
 
 def create_app(settings: Settings | None = None) -> APIFlask:
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         docs_path="/api/v1/docs",
         instance_path=str(INSTANCE),
     )
+    wire.install(app)  # body cap without Content-Length, strict JSON in and out, bounded <int:...> ids
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body,
         SECRET_KEY=settings.secret_key,

@@ -42,9 +42,10 @@ def _fail(exc: PlaybookError) -> click.ClickException:
 
 def _load(source: str, by: str) -> None:
     try:
+        book = parse(source)  # outside the transaction: callbacks never wait behind the parse
         with services().db.transaction() as session:
             same = store.unchanged(session, source) is not None
-            row = store.load(session, source, by=by)
+            row = store.load(session, source, by=by, book=book)
             version, name = row.version, row.name
     except PlaybookError as exc:
         raise _fail(exc) from None

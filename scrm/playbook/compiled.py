@@ -1,14 +1,15 @@
 """A validated playbook compiled for matching: rules indexed by trigger kind, literal keys in dicts, patterns and
-regexes compiled once. Built once per process per playbook checksum (see store.active) and shared read-only.
+regexes compiled once (RE2, scrm.linear_regex: linear in the text, so no message can stall a callback). Built once
+per process per playbook checksum (see store.active) and shared read-only.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scrm.linear_regex import compile_regex
 from scrm.playbook.grammar import Condition, Playbook, Rule
 from scrm.playbook.grammar_when import OnText
 from scrm.playbook.validate import PATTERN_FIELD
@@ -148,8 +149,7 @@ def _patterns(field_name: str, patterns: list[str] | None) -> Matcher:
 
 
 def _text(spec: OnText) -> Matcher:
-    flags = re.IGNORECASE if spec.ignore_case else 0
-    regex = re.compile(spec.regex, flags) if spec.regex else None
+    regex = compile_regex(spec.regex, ignore_case=spec.ignore_case) if spec.regex else None
     words = [w.casefold() if spec.ignore_case else w for w in spec.keywords]
 
     def match(facts: Facts) -> dict[str, str] | None:
@@ -157,10 +157,7 @@ def _text(spec: OnText) -> Matcher:
         probe = text.casefold() if spec.ignore_case else text
         if words and (probe in words if spec.exact else any(w in probe for w in words)):
             return NOTHING
-        found = regex.search(text) if regex else None
-        if found is None:
-            return None
-        return {k: v for k, v in found.groupdict().items() if v is not None}
+        return regex.search(text) if regex else None
 
     return match
 

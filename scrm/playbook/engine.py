@@ -9,6 +9,7 @@ rules say. Actions that reach WeChat only write outbox rows, keyed so that the s
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from foundation.clock import utcnow
+from foundation.numbers import ascii_int
 from scrm import notices, outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
 from scrm.playbook import conditions
@@ -33,6 +35,7 @@ _F = Follower.__table__.c
 _LOCK = select(_F.stage, _F.owner_id, _F.subscribed).where(_F.id == bindparam("fid")).with_for_update(key_share=True)
 MAX_SIGNALS = 500  # a safety net only: fire-once rules and change-only signals already bound a run
 CHECKIN = "checkin:"
+USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # what WeCom allows in a member's userid
 
 
 class Context(Protocol):
@@ -315,14 +318,16 @@ def _assign(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[s
 
 
 def _rep(session: Session, who: str) -> int | None:
-    """A rep by id (`rep:<id>` scenes), else by WeCom userid (created on first sight, like callbacks do)."""
+    """A rep by id (`rep:<id>` scenes), else by WeCom userid (created on first sight, like callbacks do). None for
+    what names no rep and cannot be a userid (`rep:³`, an id beyond BIGINT, text from a forged scene)."""
     from scrm.ingest import rep_id
 
-    if who.isdigit():
-        found = session.scalar(select(Rep.id).where(Rep.id == int(who)))
+    number = ascii_int(who, 1)
+    if number is not None:
+        found = session.scalar(select(Rep.id).where(Rep.id == number))
         if found is not None:
             return found
-    return rep_id(session, who)
+    return rep_id(session, who) if USERID.fullmatch(who) else None
 
 
 def answer(reply: Any, values: dict[str, Any]) -> dict[str, Any] | None:

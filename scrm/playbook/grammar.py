@@ -24,7 +24,9 @@ from pydantic import (
 )
 
 from scrm.playbook.grammar_when import (
+    LIMIT,
     Condition,
+    Count,
     Names,
     Number,
     Patterns,
@@ -43,8 +45,8 @@ class Cap(Strict):
     """How often a rule may score a follower: `once`, `daily`, or {per_day: N, total: N points}."""
 
     once: StrictBool = False
-    per_day: PositiveInt | None = None
-    total: PositiveInt | None = None
+    per_day: Count | None = None
+    total: Count | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -112,7 +114,7 @@ class Action(Strict):
 
     tag: Names | None = None
     untag: Names | None = None
-    score: StrictInt | None = None
+    score: Annotated[StrictInt, Field(ge=-LIMIT, le=LIMIT)] | None = None
     model: str | None = None
     cap: Cap | None = None
     stage: str | None = None
@@ -162,7 +164,7 @@ def _seconds(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[PositiveInt, BeforeValidator(_seconds)]
+Duration = Annotated[PositiveInt, Field(le=100 * 365 * 86400), BeforeValidator(_seconds)]  # up to 100 years
 
 
 class Step(Strict):

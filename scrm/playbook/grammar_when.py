@@ -5,7 +5,7 @@ See scrm.playbook.grammar for the rest (actions, rules, journeys, stages, the pl
 
 from __future__ import annotations
 
-import re
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from scrm.linear_regex import RegexError, compile_regex
 from scrm.scenes import PatternError, compile_pattern
 
 
@@ -32,9 +33,16 @@ def _as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+LIMIT = 10**9  # counts, points and thresholds beyond this are typos, and would overflow a database integer
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("expected number")
+    if not math.isfinite(value):  # YAML .nan / .inf: nothing compares sensibly with them, and JSON cannot hold them
+        raise ValueError("expected a finite number")
+    if abs(value) > LIMIT:
+        raise ValueError(f"expected a number between -{LIMIT:,} and {LIMIT:,}")
     return value
 
 
@@ -65,10 +73,12 @@ Patterns = Annotated[
 
 
 Number = Annotated[float, BeforeValidator(_number)]  # one type (not a union), so errors keep a plain path
+Count = Annotated[PositiveInt, Field(le=LIMIT)]
+Days = Annotated[PositiveInt, Field(le=36_500)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def one_key(kinds: dict[str, str | None], what: str, value: Any, options: frozenset[str] = frozenset()) -> Any:
@@ -121,8 +131,8 @@ class OnText(Strict):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_regex(value)
+            except RegexError as exc:
                 raise ValueError(f"bad regex: {exc}") from None
         return value
 
@@ -150,7 +160,7 @@ class OnScore(Strict):
 
 
 class OnQuiet(Strict):
-    days: PositiveInt
+    days: Days
 
 
 class OnForm(Strict):

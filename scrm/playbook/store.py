@@ -10,6 +10,7 @@ and applied as it was (`at_version`), so the second costs consistency nothing.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import weakref
 from datetime import datetime
@@ -23,11 +24,12 @@ from scrm import score_totals, scoring
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.grammar import Playbook
 from scrm.playbook.models import PlaybookVersion
-from scrm.playbook.validate import parse
+from scrm.playbook.validate import PlaybookError, parse
 
+log = logging.getLogger(__name__)
 VERSION_TTL = 1.0
 _LATEST_SEEN: weakref.WeakKeyDictionary[Engine, tuple[float, Any]] = weakref.WeakKeyDictionary()
-_CACHE: dict[str, Compiled] = {}
+_CACHE: dict[str, Compiled | None] = {}  # None: a stored text this release no longer accepts
 _CACHE_MAX = 16
 _P = PlaybookVersion.__table__.c
 _LATEST = select(_P.version, _P.checksum).order_by(_P.version.desc()).limit(1)  # Core: runs on every callback
@@ -39,14 +41,19 @@ def checksum(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def load(session: Session, source: str, by: str | None = None, now: datetime | None = None) -> PlaybookVersion:
-    """Validate and store `source` as the new active version, in the caller's transaction (all or nothing).
+def load(
+    session: Session, source: str, by: str | None = None, now: datetime | None = None, book: Playbook | None = None
+) -> PlaybookVersion:
+    """Store `source` as the new active version, in the caller's transaction (all or nothing).
 
-    Raises PlaybookError and stores nothing when the text is invalid. A text identical to the active version's is
-    valid and changes nothing: that version is returned as it is (`unchanged` tells the caller beforehand). A model
-    whose half-life changed gets its running totals recomputed from the score events, so scores stay exact.
+    Pass `book`, what `parse(source)` returned, to validate before the transaction: parsing takes milliseconds to
+    seconds and must not hold the database's write lock (callbacks wait behind it); without it the text is parsed
+    here. Raises PlaybookError and stores nothing when the text is invalid. A text identical to the active
+    version's is valid and changes nothing: that version is returned as it is (`unchanged` tells the caller
+    beforehand). A model whose half-life changed gets its running totals recomputed from the score events, so
+    scores stay exact.
     """
-    book = parse(source)
+    book = book or parse(source)
     same = unchanged(session, source)
     if same is not None:
         return same
@@ -92,26 +99,35 @@ def current(conn: Connection) -> tuple[int, Compiled] | None:
     if seen is None or now - seen[0] > VERSION_TTL:
         seen = _LATEST_SEEN[conn.engine] = (now, conn.execute(_LATEST).first())
     latest = seen[1]
-    if latest is None:
-        return None
-    return latest.version, _compiled(conn, latest.version, latest.checksum)
+    compiled = _compiled(conn, latest.version, latest.checksum) if latest is not None else None
+    return (latest.version, compiled) if compiled is not None else None
 
 
 def at_version(conn: Connection, number: int) -> Compiled | None:
     """The compiled playbook of one version: the applier applies the version that decided the reply."""
     row = conn.execute(_VERSION, {"version": number}).first()
-    return _compiled(conn, number, row.checksum) if row else None
+    return _compiled(conn, number, row.checksum) if row else None  # None too when this release refuses it
 
 
-def _compiled(conn: Connection, number: int, digest: str) -> Compiled:
-    compiled = _CACHE.get(digest)
-    if compiled is None:
+def _compiled(conn: Connection, number: int, digest: str) -> Compiled | None:
+    if digest not in _CACHE:
         source = conn.execute(_SOURCE, {"version": number}).scalar()
-        compiled = Compiled(parse(source or ""), digest)
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[digest] = compiled
-    return compiled
+        _CACHE[digest] = _compile(number, source or "", digest)
+    return _CACHE[digest]
+
+
+def _compile(number: int, source: str, digest: str) -> Compiled | None:
+    """A stored version compiled; None (logged) when this release refuses its text, e.g. a backtracking regex or a
+    NaN threshold loaded before they were refused: callbacks are then answered and applied without rules until a
+    fixed playbook is loaded, rather than failing every one of them."""
+    try:
+        return Compiled(parse(source), digest)
+    except PlaybookError as exc:
+        log.error("playbook version %d is no longer valid, running without rules; load a fixed one: %s", number,
+                  "; ".join(exc.errors))  # fmt: skip
+        return None
 
 
 def active_book(session: Session) -> Playbook | None:

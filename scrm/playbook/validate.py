@@ -8,15 +8,15 @@ shapes are wrong somewhere, the second pass still runs over every section and ru
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from scrm.linear_regex import compile_regex
+from scrm.playbook import source
 from scrm.playbook.grammar import Action, Condition, Journey, Playbook, Rule, Stages
 from scrm.scenes import compile_pattern
 
@@ -37,6 +37,7 @@ SHORT = {
     "int_from_float": "expected integer",
     "float_type": "expected number",
     "float_parsing": "expected number",
+    "finite_number": "expected a finite number",
     "string_type": "expected text",
     "bool_type": "expected true or false",
     "bool_parsing": "expected true or false",
@@ -48,13 +49,11 @@ SHORT = {
 
 
 def parse(text: str) -> Playbook:
-    """Validate YAML (or JSON) text; raises PlaybookError."""
+    """Validate YAML (or JSON) text; raises PlaybookError. Bounded before anything is built (scrm.playbook.source)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise PlaybookError([f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+        data = source.load(text)
+    except source.SourceError as exc:
+        raise PlaybookError([str(exc)]) from None
     return validate(data)
 
 
@@ -346,5 +345,5 @@ def bindings(rule: Rule) -> set[str]:
         sets = [set(compile_pattern(p).names) for p in patterns]
         names |= set.intersection(*sets)
     if kind == "text" and spec.regex:
-        names |= set(re.compile(spec.regex).groupindex)
+        names |= set(compile_regex(spec.regex).groupindex)
     return names

@@ -1,6 +1,7 @@
 """The playbook (read the active version, load a new one, check one, list versions) and a follower's explained score.
 
-A load is one transaction: validated first, nothing stored when invalid, so the previous version stays active.
+A load is one short transaction: the text is bounded and validated first, outside it (scrm.playbook.source), and
+nothing is stored when it is invalid, so the previous version stays active.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from scrm import score_totals
 from scrm.playbook import PlaybookError, parse, store
 from welead.api import bp
 from welead.api.access import allow, answers, get_follower, raw_body, require
+from welead.api.params import query_int
 from welead.api.schemas import PLAYBOOK_BODY, PlaybookCheck, PlaybookOut, PlaybookVersions, ScoreOut
 
 BODY = "The playbook as YAML (or JSON) in the request body; grammar in docs/playbook.md."
@@ -62,9 +64,10 @@ def put_playbook():
     who = require("marketer")
     source = _source()
     try:
+        book = parse(source)  # bounded and validated before the transaction: the write lock is held for the store only
         with services().db.transaction() as session:
             same = store.unchanged(session, source) is not None
-            row = store.load(session, source, by=who.name)
+            row = store.load(session, source, by=who.name, book=book)
             out = {**store.describe(row, row.version), "unchanged": same}
     except PlaybookError as exc:
         _invalid(exc)
@@ -125,10 +128,8 @@ def get_version(number: int):
     responses=answers(ScoreOut, 400, 404),
 )
 def follower_score(openid: str):
-    limit = request.args.get("limit", "200")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        abort(400, "limit must be between 1 and 1000")
+    limit = query_int("limit", 200, 1, 1000)
     with services().db.sessions() as session:
         follower = get_follower(session, openid)
-        out = score_totals.explain(session, follower.id, limit=int(limit))
+        out = score_totals.explain(session, follower.id, limit=limit)
         return {"openid": follower.openid, "stage": follower.stage, **out}

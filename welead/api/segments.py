@@ -18,6 +18,7 @@ from scrm import segments
 from scrm.access import can_see_segment
 from welead.api import bp
 from welead.api.access import allow, answers, principal, query_params, require
+from welead.api.params import paging
 from welead.api.schemas import (
     FOLLOWER_PAGING,
     SEGMENT_FILTER,
@@ -40,10 +41,7 @@ class SegmentIn(Schema):
 
 
 def _paging() -> tuple[int, int]:
-    after, limit = request.args.get("after", "0"), request.args.get("limit", "50")
-    if not after.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 500:
-        abort(400, "after is a follower id cursor; limit is between 1 and 500")
-    return int(after), int(limit)
+    return paging(50, 500)  # `after`: a follower id cursor; `limit`: 1-500
 
 
 def _owner() -> int | None:
@@ -127,3 +125,23 @@ def get_segment(ref: str):
         if row is None or not can_see_segment(principal(), row):
             abort(404, f"no segment {ref!r}")
         return {**segments.describe(row), **_result(session, row.filter, after, limit)}
+
+
+@bp.delete("/segments/<ref>")
+@allow("marketer")
+@bp.doc(
+    summary="Delete a saved segment",
+    description="By id or name; answers the segment as it was. 409 while a broadcast that has not finished fanning"
+    " out names it (cancel the broadcast, or wait). Broadcasts started from a filter keep their own copy.",
+    responses=answers(SegmentOut, 404, 409),
+)
+def delete_segment(ref: str):
+    try:
+        with services().db.transaction() as session:
+            row = segments.delete(session, ref)
+            out = segments.describe(row) if row is not None else None
+    except segments.SegmentError as exc:
+        abort(409, str(exc))
+    if out is None:
+        abort(404, f"no segment {ref!r}")
+    return {**out, "deleted": True}
