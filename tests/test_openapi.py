@@ -26,7 +26,7 @@ generation.allow-x00 = false
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 [[operations]]
-include-path-regex = "^/api/v1/(playbook|playbook/check|segments|segments/preview|broadcasts|messages|templates/.*/preview)$"
+include-path-regex = "^/api/v1/(playbook|playbook/check|segments(/preview)?|broadcasts|messages|templates/.*/preview)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
 
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
