@@ -29,6 +29,13 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 include-path-regex = "^/api/v1/(playbook|playbook/check|segments(/preview)?|broadcasts|messages|templates/.*/preview)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
 
+# A rep's manager must exist and not be one of its reports, and a working-hours slot must end after it starts and
+# not overlap the next: meanings JSON Schema cannot state, so a schema-valid rep may rightly be refused (400).
+[[operations]]
+include-path-regex = "^/api/v1/reps(/[^/]+)?$"
+include-method-regex = "^(POST|PATCH)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]
 include-path = "/api/v1/segments/preview"

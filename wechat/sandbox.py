@@ -25,10 +25,12 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from wechat.sandbox_apis import OA_APIS, WECOM_APIS, serve
+from wechat.sandbox_members import WECOM_MEMBER_APIS
 from wechat.sandbox_state import Call, ConfigError, SandboxControl
 from wechat.sandbox_welcome import WELCOME_APIS
 from wechat.settings import WeChatSettings
 
+WECOM_APIS = {**WECOM_APIS, **WECOM_MEMBER_APIS}  # contact ways list corp members only (60111)
 WECOM_APIS = {**WECOM_APIS, **WELCOME_APIS}  # send_welcome_msg: once per WelcomeCode, within 20 s
 EXTENSION = "wechat.sandbox"
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")

@@ -57,6 +57,11 @@ def register_cli(app: Flask) -> None:
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli):
         app.cli.add_command(command)
+    from welead.cli_rep import rep_cli
+    from welead.cli_rep_pages import link as rep_link
+
+    rep_cli.add_command(rep_link)
+    app.cli.add_command(rep_cli)
     from welead.cli_contact import contact_cli
 
     app.cli.add_command(contact_cli)

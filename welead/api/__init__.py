@@ -39,5 +39,6 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     messages,
     notifications,
     playbook,
+    reps,
     segments,
 )
