@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from foundation.numbers import ascii_int
 from scrm.linear_regex import Regex, RegexError, compile_regex, escape
 
 _TOKEN = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}|\*")
@@ -86,6 +87,13 @@ def parse_scene(scene: str | None) -> dict[str, str]:
     if layout is None or len(parts) != len(layout):
         return {"kind": parts[0]} if len(parts) > 1 else {}
     return dict(zip(layout, parts, strict=True))
+
+
+def scene_id(scene: str | None, kind: str) -> int | None:
+    """The id in a `<kind>:<id>` scene (`rep:12`, `team:3`): ASCII digits within BIGINT, else None. `str.isdigit`
+    accepts `³` (int() then raises) and any length (the database then overflows): read ids from scenes here."""
+    prefix, _, ident = (scene or "").partition(":")
+    return ascii_int(ident, 1) if prefix == kind else None
 
 
 def _escape_glob(text: str) -> str:

@@ -3,7 +3,8 @@ test database (SQLite, or PostgreSQL with DATABASE_URL):
 
 - exactly once: a `flask apply` process SIGKILLed mid-work and restarted leaves every effect once, the same as
   applying the events one by one; any interleaving of batch sizes and crashes gives the same followers;
-- a poison interaction is marked failed with its error and rule, listed, retried on request, and blocks nobody;
+- a poison interaction is marked failed with its error (and rule, when inside one), listed, retried on request,
+  and blocks nobody;
 - 200 concurrent first callbacks of one new openid make one follower and one subscribe effect;
 - two appliers racing apply everything once, in each follower's order, within the caps;
 - Redis down: answered in time, applied anyway, the outbox row waits for Redis;
@@ -200,9 +201,10 @@ def test_a_rolled_back_batch_retried_in_process_keeps_new_tags(dbs, rollback):
     s.subscribe("o-new", scene="rep:1")  # tags fan (new): created, then rolled back
     s.click("o-new", "PRICING")  # interest:pricing (new)
     if rollback == "poison in the batch":
-        s.text("o-poison", "take " + "1" * 70)
+        s.text("o-poison", POISON_TEXT)
     db = dbs.fresh("subject")
     kit.load(db, POISON_BOOK)
+    kit.refuse_tags(db, POISON_TAG)
     kit.record(db, s.events)
     if rollback == "poison in the batch":
         assert drain(db).failed == 1
@@ -216,14 +218,15 @@ def test_a_rolled_back_batch_retried_in_process_keeps_new_tags(dbs, rollback):
 
 # --- 3. a poison interaction --------------------------------------------------------------------------------------
 
-# `assign` renders follower input into a rep id: digits are looked up as a rep id, and 70 of them overflow the
-# integer column on both databases (SQLite: OverflowError binding the parameter; PostgreSQL: integer out of range).
+# The rule tags what the follower asks for; the database refuses that one tag (kit.refuse_tags), so applying
+# "take poison" raises inside the rule, on both databases.
 POISON_BOOK = kit.book("""
   - name: take
-    when: {text: {regex: "^take (?P<rep>\\\\w+)$"}}
-    do: [{assign: "{rep}"}]
+    when: {text: {regex: "^take (?P<what>\\\\w+)$"}}
+    do: [{tag: "wants:{what}"}]
 """)
-POISON_TEXT = "take " + "1" * 70
+POISON_TEXT = "take poison"
+POISON_TAG = "wants:poison"
 
 
 def flask(app, runner, *args: str):
@@ -235,6 +238,7 @@ def flask(app, runner, *args: str):
 def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runner, auth_headers):
     db = app.extensions["welead"].db
     kit.load(db, POISON_BOOK)
+    kit.refuse_tags(db, POISON_TAG)
     warm = kit.Script()  # followers and tags that exist before the poison batch
     for o in ("o-warm", "o-other", "o-later"):
         warm.subscribe(o)
@@ -258,8 +262,9 @@ def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runn
     with db.sessions() as session:
         row = session.scalar(select(Interaction).where(Interaction.dedup_key == poison.dedup_key))
         failed = applier.failures(session)
-    error = "OverflowError" if db.dialect == "sqlite" else "NumericValueOutOfRange"
-    assert row.applied_at is not None and row.apply_error.startswith("rule take: ") and error in row.apply_error
+    # The tag is written with the batch, after the rules ran, so the error names no rule (one raising inside a rule
+    # is prefixed "rule <name>: ").
+    assert row.applied_at is not None and kit.REFUSED in row.apply_error
     assert [(f["id"], f["openid"], f["apply_error"]) for f in failed] == [(row.id, "o-poison", row.apply_error)]
     followers = kit.state(db)["followers"]
     assert followers["o-other"]["tags"] == ["fan", "interest:pricing"]
@@ -270,7 +275,7 @@ def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runn
     listed = client.get("/api/v1/interactions/failed", headers=auth_headers).json["items"]
     assert [(i["id"], i["apply_error"]) for i in listed] == [(row.id, row.apply_error)]
     out = flask(app, runner, "apply", "failed")
-    assert out.exit_code == 0 and f"{row.id}\ttext\to-poison\trule take: " in out.output
+    assert out.exit_code == 0 and f"{row.id}\ttext\to-poison\t" in out.output and kit.REFUSED in out.output
     assert "backlog 0  lag 0.000s  failed 1" in flask(app, runner, "apply", "status").output
 
     out = flask(app, runner, "apply", "retry", str(row.id))
@@ -279,8 +284,8 @@ def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runn
     # The retried interaction is applied with the version that decided it, which still has the rule: it fails again.
     assert drain(db).failed == 1 and kit.pending(db) == 0
 
-    # The marketer fixes the rule (ids only: `rep:{rep}` style) and retries with the active playbook.
-    kit.load(db, POISON_BOOK.replace('"^take (?P<rep>\\\\w+)$"', '"^take (?P<rep>[a-z]{1,20})$"'))
+    # The marketer changes the rule (a tag the database takes) and retries with the active playbook.
+    kit.load(db, POISON_BOOK.replace('"wants:{what}"', '"asks:{what}"'))
     url = f"/api/v1/interactions/{row.id}/retry"
     assert client.post(url + "?playbook=nope", headers=auth_headers).status_code in (400, 422)
     assert client.post(url + "?playbook=active", headers=auth_headers).status_code == 202

@@ -1,4 +1,5 @@
-"""`flask playbook ...` (check, load, show, versions, load-demo-if-empty, tick); `flask segment ...` (count, export)."""
+"""`flask playbook ...` (check, load, show, versions, load-demo-if-empty, tick); `flask segment ...` (count, export,
+delete)."""
 
 from __future__ import annotations
 
@@ -194,6 +195,21 @@ def export(query: str | None, as_json: str | None, name: str | None, fmt: str, o
             with output.open("w", encoding="utf-8", newline="") as out:
                 written = _write(rows, fmt, out)
     click.echo(f"exported {written} followers", err=True)
+
+
+@segment_cli.command("delete")
+@click.argument("name")
+def delete(name: str) -> None:
+    """Delete the saved segment NAME (or id); refused while a broadcast still fanning out reads it."""
+    try:
+        with services().db.transaction() as session:
+            row = segments.delete(session, name)
+            shown = f"{row.name!r} (id {row.id})" if row is not None else None
+    except segments.SegmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    if shown is None:
+        raise click.ClickException(f"no saved segment {name!r}")
+    click.echo(f"deleted segment {shown}")
 
 
 def _pairs(scores: dict[str, float]) -> str:

@@ -7,17 +7,18 @@
   document is a 400 even where the caller reads with `silent=True`.
 - JSON answers never carry NaN or Infinity (invalid JSON that breaks every client): a value stored before such
   numbers were refused is written as null.
-- `<int:...>` in any route stops at 2^63-1, what a BIGINT holds: a larger id is a 404, not an OverflowError.
+- An `<int:...>` id in any route past 2^63-1, what a BIGINT holds, is a 404, not an OverflowError. The check runs
+  after routing: a converter `max` would make Werkzeug answer 405 for a path that other methods also serve.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from apiflask import HTTPError, abort
 from flask import Flask, Request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
 
@@ -42,26 +43,7 @@ class CappedStream(LimitedStream):
         return data
 
 
-class StrictJSON:
-    """The `json_module` requests parse bodies with: safe_json, a hostile document raising 400 even when silent."""
-
-    @staticmethod
-    def loads(data: str | bytes, **_: Any) -> Any:
-        try:
-            return safe_json.loads(data)
-        except safe_json.UnsafeJSON as exc:
-            raise BadRequest(f"refused JSON body: {exc}") from None
-
-    @staticmethod
-    def dumps(obj: Any, **kwargs: Any) -> str:
-        from flask import json
-
-        return json.dumps(obj, **kwargs)
-
-
 class CappedRequest(Request):
-    json_module = StrictJSON
-
     @cached_property
     def stream(self) -> Any:
         limit = self.max_content_length
@@ -71,7 +53,15 @@ class CappedRequest(Request):
 
 
 class FiniteJSONProvider(DefaultJSONProvider):
-    """Answers are JSON a browser parses: non-finite floats (stored before they were refused) become null."""
+    """The app's JSON (Flask makes it every request's `json_module`). In: safe_json, a hostile document raising 400
+    even where the caller reads with `silent=True`. Out: what a browser parses, non-finite floats (stored before
+    they were refused) written as null."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return safe_json.loads(s)
+        except safe_json.UnsafeJSON as exc:
+            raise HTTPError(400, f"refused JSON body: {exc}") from None  # the API's JSON error shape
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         try:
@@ -80,16 +70,13 @@ class FiniteJSONProvider(DefaultJSONProvider):
             return super().dumps(safe_json.finite(obj), **kwargs)
 
 
-class BoundedInt(IntegerConverter):
-    """`<int:...>` up to 2^63-1 (or the route's own `max`)."""
-
-    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", MAX_INT)
-        super().__init__(map, *args, **kwargs)
+def refuse_huge_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if values and any(type(v) is int and v > MAX_INT for v in values.values()):
+        abort(404, "no such id: ids are below 2^63")
 
 
 def install(app: Flask) -> None:
-    """Call before any blueprint is registered (routes pick their converter when they are added)."""
+    """Call before any blueprint is registered."""
     app.request_class = CappedRequest
     app.json = FiniteJSONProvider(app)
-    app.url_map.converters["int"] = BoundedInt
+    app.url_value_preprocessor(refuse_huge_ids)

@@ -30,6 +30,15 @@ ERROR: dict[str, Any] = {
 }
 
 
+class StrictBoolean(Boolean):
+    """A request's boolean: JSON true or false only (marshmallow's Boolean also takes 0, 1, "yes", "on"...)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
 class Out(Schema):
     """An answer's schema: keys added later (by another feature) do not make old clients or checks fail."""
 
