@@ -191,6 +191,7 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
         follower = followers.get(row.event.openid) if row.event.has_follower else None
         visit = Visit(session, row.event, follower, row.id, row.decided)
         visit.shared = shared
+        visit.book = books.get(row.version)  # its settings (assignment) apply to the effects too
         try:
             effects.apply(visit)
             playbook.run(visit, books.get(row.version))

@@ -73,6 +73,7 @@ class Visit:
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)
         self.firing: str | None = None  # the rule being fired when an effect raised
         self.shared: Shared | None = None  # what the applier batch's engine runs share
+        self.book: Any = None  # the playbook version applying this interaction (its `assignment` setting)
         self.idle: timedelta | None = None  # how long the follower had been quiet before this (scrm.notices.returned)
         if follower is not None and event.kind not in NOT_ACTIVITY:
             if follower.last_active_at is not None:
@@ -109,7 +110,7 @@ class Visit:
             f.source = scene
 
     def contact_added(self, rep_userid: str, state: str | None) -> None:
-        """A WeCom external contact added a rep: the contact is reachable and owned by that rep unless owned."""
+        """A WeCom external contact added a rep: the contact is reachable (who owns it: scrm.assign_effects)."""
         f = self._require()
         if f.openid == self.event.openid:  # not the primary this contact is merged into (scrm.merge)
             f.channel = "wecom"
@@ -118,9 +119,6 @@ class Visit:
         self.enqueue("profile.fetch_wecom", {"external_userid": eid}, key=f"profile:{eid}:{self.interaction_id}")
         if state and not f.source:
             f.source = state
-        if rep_userid and f.owner_id is None:
-            f.owner_id = rep_id(self.session, rep_userid)
-            self.note("owner_assigned", {"rep": f.owner_id, "via": "wecom_contact"})
 
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """A timeline entry caused by this interaction."""

@@ -138,6 +138,30 @@ def pending(db: Database) -> int:
         return backlog(session)[0]
 
 
+REFUSED = "refused by the test trigger"
+_PG_REFUSE = f"""
+CREATE FUNCTION refuse_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name LIKE :pattern THEN RAISE EXCEPTION '{REFUSED}'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_tag BEFORE INSERT ON tags FOR EACH ROW EXECUTE FUNCTION refuse_tag();
+"""
+_SQLITE_REFUSE = f"""
+CREATE TRIGGER refuse_tag BEFORE INSERT ON tags WHEN NEW.name LIKE :pattern
+BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END
+"""
+
+
+def refuse_tags(db: Database, pattern: str) -> None:
+    """A fault below the product: the database refuses new tags named like `pattern` (SQL LIKE), as a constraint
+    added by hand would. Every input the product takes is bounded, so a poison interaction needs one."""
+    ddl = _SQLITE_REFUSE if db.dialect == "sqlite" else _PG_REFUSE
+    quoted = "'" + pattern.replace("'", "''") + "'"
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(ddl.replace(":pattern", quoted))
+
+
 def wait_until(what: Callable[[], bool], timeout: float, message: str, every: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not what():
@@ -182,8 +206,9 @@ def state(db: Database) -> dict[str, Any]:
             out[openid[fid]]["score_events"].append((keys.get(iid), rule, model, points))
         noted = select(Activity.follower_id, Activity.interaction_id, Activity.kind, Activity.data)
         for fid, iid, kind, data in s.execute(noted.order_by(Activity.interaction_id, Activity.id)):
-            if "rep" in data:
-                data = {**data, "rep": reps.get(data["rep"])}
+            for name in ("rep", "from", "to"):  # owner_assigned names reps by id
+                if name in data:
+                    data = {**data, name: reps.get(data[name])}
             out[openid[fid]]["activities"].append((keys.get(iid), kind, _json(data)))
         outbox = []
         for key, task, args in s.execute(select(Outbox.key, Outbox.task, Outbox.args).order_by(Outbox.key)):

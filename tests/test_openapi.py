@@ -36,6 +36,13 @@ include-path-regex = "^/api/v1/reps(/[^/]+)?$"
 include-method-regex = "^(POST|PATCH)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 
+# A team code's members and backup must be existing reps, listed once, and its welcome is bounded in bytes: meanings
+# JSON Schema cannot state, so a schema-valid code may rightly be refused (400).
+[[operations]]
+include-path-regex = "^/api/v1/codes(/[^/]+)?$"
+include-method-regex = "^(POST|PATCH)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]
 include-path = "/api/v1/segments/preview"

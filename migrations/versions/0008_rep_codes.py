@@ -36,7 +36,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.UniqueConstraint("kind", "rep_id", name="uq_contact_codes_personal"),
     )
+    op.create_table(
+        "assignment_pools",
+        sa.Column("name", sa.String(length=64), primary_key=True),
+        sa.Column("clock", sa.Float(), nullable=False),
+        sa.Column("picks", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+    )
+    op.create_table(
+        "assignment_turns",
+        sa.Column("pool", sa.String(length=64), primary_key=True),
+        sa.Column("rep_id", sa.Integer(), sa.ForeignKey("reps.id"), primary_key=True),
+        sa.Column("finish", sa.Float(), nullable=False),
+        sa.Column("seen", sa.Integer(), nullable=False),
+        sa.Column("picks", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "rep_day_loads",
+        sa.Column("rep_id", sa.Integer(), sa.ForeignKey("reps.id"), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("assigned", sa.Integer(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("rep_day_loads")
+    op.drop_table("assignment_turns")
+    op.drop_table("assignment_pools")
     op.drop_table("contact_codes")

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from foundation.clock import utcnow
 from foundation.numbers import ascii_int
-from scrm import notices, outbox, scoring, stages, tags
+from scrm import assign_effects, notices, outbox, scoring, stages, tags
 from scrm.models import Activity, Follower, Rep
 from scrm.playbook import conditions
 from scrm.playbook.compiled import Compiled, CompiledRule, Signal
@@ -260,7 +260,9 @@ class Run:
             data = {"from": step.old, "to": step.new, "direction": step.direction, "reason": reason, "rule": rule}
             self.note("stage_changed", {**data, "score": score} if score is not None else data)
             self.emit("stage_changed", stage=step.new, direction=step.direction, **{"from": step.old})
+            # an owned lead's owner hears of mql first; an unowned one is assigned next, and that notice says it
             notices.stage_reached(self.ctx, self.follower, step.new, step.direction, self.scope)
+            assign_effects.stage_reached(self.ctx, self.follower, step.new, step.direction, self.now, self.scope)
 
     def key(self, rule: CompiledRule, index: int) -> str:
         """The idempotency key of a rule's outbound work: `rule:<name>:<interaction id or periodic scope>`."""
@@ -312,21 +314,18 @@ def _assign(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[s
     if not who or (follower.owner_id is not None and not action.overwrite):
         return
     rep = _rep(run.session, who)
-    if rep is not None and rep != follower.owner_id:
-        follower.owner_id = rep
-        run.note("owner_assigned", {"rep": rep, "rule": rule.name, "via": "playbook"})
+    if rep is not None and rep != follower.owner_id:  # counted, recorded and told like every assignment
+        assign_effects.assign(run.ctx, follower, rep, run.now, rule.name, run.scope)
 
 
 def _rep(session: Session, who: str) -> int | None:
-    """A rep by id (`rep:<id>` scenes), else by WeCom userid (created on first sight, like callbacks do). None for
-    what names no rep and cannot be a userid (`rep:³`, an id beyond BIGINT, text from a forged scene)."""
+    """A rep by id (`rep:<id>` scenes: ASCII digits), else by WeCom userid (created on first sight, like callbacks
+    do). None for an id no rep has (`rep:999`, one beyond BIGINT) and for text no userid can be (`rep:³`)."""
     from scrm.ingest import rep_id
 
-    number = ascii_int(who, 1)
-    if number is not None:
-        found = session.scalar(select(Rep.id).where(Rep.id == number))
-        if found is not None:
-            return found
+    if who.isascii() and who.isdigit():
+        number = ascii_int(who, 1)
+        return session.scalar(select(Rep.id).where(Rep.id == number)) if number is not None else None
     return rep_id(session, who) if USERID.fullmatch(who) else None
 
 

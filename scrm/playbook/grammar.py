@@ -235,6 +235,8 @@ class Playbook(Strict):
     )
     stages: Stages = Field(default_factory=Stages)
     wechat_tags: WeChatTags = Field(default_factory=WeChatTags)
+    # Who owns a lead a later code brings in: the first rep keeps it, or the latest code's rep (scrm.assign_effects).
+    assignment: Literal["first_touch", "last_touch"] = "first_touch"
     rules: list[Rule] = []
     journeys: dict[Slug, Journey] = {}
 

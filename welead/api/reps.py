@@ -25,7 +25,7 @@ from scrm.models import Rep
 from welead import rep_codes
 from welead.api import bp
 from welead.api.access import STATUS, allow, answers, principal
-from welead.api.schemas import opt, req
+from welead.api.schemas import StrictBoolean, opt, req
 
 MANAGERS, READERS = ("marketer",), ("marketer", "rep")
 PNG = {"type": "string", "format": "binary"}
@@ -60,8 +60,8 @@ class RepIn(Schema):
         metadata={"description": "WeCom member id, unique (required to create)"},
     )
     name = String(validate=Length(0, reps.NAME_MAX), metadata={"description": "default: the userid"})
-    active = Boolean(metadata={"description": "false deactivates: no new leads, open leads reassigned"})
-    confirmed = Boolean(metadata={"description": "true accepts a rep first seen in a WeCom callback"})
+    active = StrictBoolean(metadata={"description": "false deactivates: no new leads, open leads reassigned"})
+    confirmed = StrictBoolean(metadata={"description": "true accepts a rep first seen in a WeCom callback"})
     weight = Integer(
         validate=Range(reps.WEIGHT_MIN, reps.WEIGHT_MAX),
         metadata={"description": "share of round-robin assignment (default 1)"},
