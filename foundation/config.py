@@ -104,6 +104,7 @@ class Settings:
     max_body: int = 64 * 1024
     http_timeout: int = 5
     log_level: str = "INFO"  # WeLead's own loggers; RQ's per-job chatter only at DEBUG (welead.app.configure_logging)
+    lead_pool_days: int = 0  # leads whose owner has not acted for this many days are reassigned (0: off; docs/reps.md)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -142,6 +143,7 @@ class Settings:
             max_body=_int("WELEAD_MAX_BODY", 64 * 1024, 1024),
             http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),
             log_level=_level("WELEAD_LOG_LEVEL", "INFO"),
+            lead_pool_days=_int("WELEAD_LEAD_POOL_DAYS", 0, 0),
         )
 
     def replace(self, **changes: Any) -> Settings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import deliveries, notices, welcomes
+from scrm import assign_effects, deliveries, handover_wecom, notices, welcomes
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -43,6 +43,7 @@ def apply(visit: Visit) -> None:
 @on(OA, "subscribe")
 def subscribe(visit: Visit) -> None:
     visit.subscribe(visit.event.scene)
+    assign_effects.scanned(visit, visit.event.scene)
 
 
 @on(OA, "unsubscribe")
@@ -63,6 +64,7 @@ def removed_rep(visit: Visit) -> None:
 @on(OA, "scan")
 def scan(visit: Visit) -> None:
     visit.scanned(visit.event.scene)
+    assign_effects.scanned(visit, visit.event.scene)
 
 
 @on(OA, "templatesendjobfinish", "masssendjobfinish")
@@ -74,5 +76,16 @@ def send_job_finished(visit: Visit) -> None:
 @on(WECOM_CONTACT, "add_external_contact", "add_half_external_contact")
 def contact_added(visit: Visit) -> None:
     payload = visit.event.payload
-    visit.contact_added(str(payload.get("UserID") or ""), visit.event.scene)
+    userid = str(payload.get("UserID") or "")
+    visit.contact_added(userid, visit.event.scene)
+    assign_effects.contact_added(visit, rep_id(visit.session, userid) if userid else None, visit.event.scene)
     welcomes.enqueue(visit)  # a WelcomeCode: the code's welcome text, within WeCom's 20 seconds
+
+
+@on(WECOM_CONTACT, "transfer_fail")
+def transfer_failed(visit: Visit) -> None:
+    """The customer refused a transfer (or the takeover is full): recorded now, not at the next transfer_result."""
+    payload, follower = visit.event.payload, visit.follower
+    if follower is not None:
+        takeover, reason = str(payload.get("UserID") or ""), str(payload.get("FailReason") or "")
+        handover_wecom.callback_failed(visit.session, follower, takeover, reason, visit.event.at)

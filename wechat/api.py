@@ -17,6 +17,7 @@ from wechat.settings import WeChatSettings
 from wechat.transport import OAWeChatPy, TokenCache, WorkWeChatPy
 
 TAG_BATCH = 50  # tags/members/batchtagging takes at most 50 openids a call
+TRANSFER_BATCH = 100  # externalcontact/transfer_customer takes at most 100 customers a call
 QR_MAX_EXPIRE = 2_592_000  # 30 days, the longest a temporary QR code lives
 ERR_TAG_EXISTS = 45157
 
@@ -178,14 +179,21 @@ class WeComClient:
         return self._send(userids, {"msgtype": "markdown", "markdown": {"content": markdown}})
 
     def add_contact_way(
-        self, state: str, userids: Sequence[str], *, skip_verify: bool = True, remark: str | None = None
+        self,
+        state: str,
+        userids: Sequence[str],
+        *,
+        skip_verify: bool = True,
+        remark: str | None = None,
+        multi: bool = False,
     ) -> dict:
-        """A "contact me" QR code for one rep (type 1) or several (type 2); `state` comes back in the add event.
+        """A "contact me" QR code for one rep (type 1) or several (type 2, or `multi`: a team code whose list
+        changes later); `state` comes back in the add event.
 
         Returns config_id (keep it to edit or delete the way) and qr_code (the image URL).
         """
         body: dict[str, Any] = {
-            "type": 1 if len(userids) == 1 else 2,
+            "type": 2 if multi or len(userids) != 1 else 1,
             "scene": 2,
             "state": state,
             "user": list(userids),
@@ -195,6 +203,10 @@ class WeComClient:
             body["remark"] = remark
         answer = self.raw.post("externalcontact/add_contact_way", data=body)
         return {"config_id": answer["config_id"], "qr_code": answer.get("qr_code", "")}
+
+    def update_contact_way(self, config_id: str, userids: Sequence[str]) -> None:
+        """Replace the users a contact way lists (a team code's eligible reps); the QR code and state stay."""
+        self.raw.post("externalcontact/update_contact_way", data={"config_id": config_id, "user": list(userids)})
 
     def get_external_contact(self, external_userid: str) -> dict:
         """The customer's profile (external_contact) and the members following them (follow_user, with state)."""
@@ -206,3 +218,44 @@ class WeComClient:
         already went out for this code; 41096 may be retried)."""
         body = {"welcome_code": welcome_code, "text": {"content": text}}
         self.raw.post("externalcontact/send_welcome_msg", data=body)
+
+    def transfer_customers(
+        self,
+        handover: str,
+        takeover: str,
+        external_userids: Sequence[str],
+        *,
+        resigned: bool = False,
+        message: str | None = None,
+    ) -> dict[str, int]:
+        """Hand customers from one member to another: 在职继承, or 离职继承 when `handover` has left the corp.
+
+        One call, at most 100 customers (WeCom's limit; more raise ValueError, so the caller knows what was sent).
+        Returns each customer's errcode: 0 means WeCom started the transfer (taken over within 24 h unless the
+        customer refuses), not that it is done: ask `transfer_results`. `message` (on the job only, ≤ 200
+        characters) is what the customer is told; WeCom's default text when None.
+        """
+        if not 0 < len(external_userids) <= TRANSFER_BATCH:
+            raise ValueError(f"1 to {TRANSFER_BATCH} customers a call, not {len(external_userids)}")
+        body: dict[str, Any] = {"handover_userid": handover, "takeover_userid": takeover}
+        body["external_userid"] = list(external_userids)
+        if message and not resigned:
+            body["transfer_success_msg"] = message
+        path = "externalcontact/resigned/transfer_customer" if resigned else "externalcontact/transfer_customer"
+        answer = self.raw.post(path, data=body)
+        return {str(c["external_userid"]): int(c.get("errcode", 0)) for c in answer.get("customer", [])}
+
+    def transfer_results(self, handover: str, takeover: str, *, resigned: bool = False) -> dict[str, dict]:
+        """Where each customer handed from `handover` to `takeover` stands, every page read: external_userid →
+        {"status": 1 taken over | 2 waiting | 3 refused | 4 takeover's limit | 5 no record, "takeover_time"}."""
+        path = "externalcontact/resigned/transfer_result" if resigned else "externalcontact/transfer_result"
+        found: dict[str, dict] = {}
+        cursor = ""
+        while True:
+            body = {"handover_userid": handover, "takeover_userid": takeover, "cursor": cursor}
+            answer = self.raw.post(path, data=body)
+            for c in answer.get("customer", []):
+                found[str(c["external_userid"])] = {"status": int(c["status"]), "takeover_time": c.get("takeover_time")}
+            cursor = str(answer.get("next_cursor") or "")
+            if not cursor:
+                return found

@@ -25,13 +25,17 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from wechat.sandbox_apis import OA_APIS, WECOM_APIS, serve
+from wechat.sandbox_contacts import CONTACT_APIS
 from wechat.sandbox_members import WECOM_MEMBER_APIS
 from wechat.sandbox_state import Call, ConfigError, SandboxControl
+from wechat.sandbox_transfer import TRANSFER_APIS
 from wechat.sandbox_welcome import WELCOME_APIS
 from wechat.settings import WeChatSettings
 
+WECOM_APIS = {**WECOM_APIS, **TRANSFER_APIS}  # customer transfers (在职/离职继承)
 WECOM_APIS = {**WECOM_APIS, **WECOM_MEMBER_APIS}  # contact ways list corp members only (60111)
 WECOM_APIS = {**WECOM_APIS, **WELCOME_APIS}  # send_welcome_msg: once per WelcomeCode, within 20 s
+WECOM_APIS = {**WECOM_APIS, **CONTACT_APIS}  # update_contact_way: team codes re-list their reps
 EXTENSION = "wechat.sandbox"
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 

@@ -47,6 +47,7 @@ WECOM_CHANGES = {
     "wecom-edit-contact": "edit_external_contact",
     "wecom-del-contact": "del_external_contact",
     "wecom-del-follow-user": "del_follow_user",
+    "wecom-transfer-fail": "transfer_fail",
 }
 WECOM_MESSAGES = ("wecom-text",)
 KINDS = (*OA_EVENTS, *OA_MESSAGES, *WECOM_CHANGES, *WECOM_MESSAGES)
@@ -216,6 +217,8 @@ def _wecom_message(kind: str, settings: WeChatSettings, o: Fields) -> Fields:
     if kind == "wecom-add-contact":
         fields["State"] = o.get("state") or ""
         fields["WelcomeCode"] = o.get("welcome_code") or mint_welcome_code(created)  # the sandbox can age it
+    elif kind == "wecom-transfer-fail":  # UserID: the takeover member
+        fields["FailReason"] = o.get("status") or "customer_refused"
     elif o.get("state"):
         fields["State"] = o["state"]
     return fields

@@ -50,18 +50,15 @@ def scheduler() -> None:
 def register_cli(app: Flask) -> None:
     from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
+    from welead.cli_code import code_cli
+    from welead.cli_contact import contact_cli
     from welead.cli_playbook import playbook_cli, segment_cli
+    from welead.cli_rep import rep_cli
+    from welead.cli_rep_pages import link as rep_link
     from welead.cli_tokens import tokens_cli
     from welead.cli_wechat import wechat_cli
 
-    commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
-    for command in (*commands, apply_cli, playbook_cli, segment_cli):
-        app.cli.add_command(command)
-    from welead.cli_rep import rep_cli
-    from welead.cli_rep_pages import link as rep_link
-
     rep_cli.add_command(rep_link)
-    app.cli.add_command(rep_cli)
-    from welead.cli_contact import contact_cli
-
-    app.cli.add_command(contact_cli)
+    commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
+    for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli):
+        app.cli.add_command(command)

@@ -70,7 +70,11 @@ def _show_answer(response: requests.Response, channel: Channel) -> None:
 @click.option("--page-url", "page_url", help="URL for view (the menu link) or link messages.")
 @click.option("--content", help="Text for text / wecom-text.")
 @click.option("--msg-id", type=int, help="MsgId (text etc.: default a new one each time) or MsgID (template-status).")
-@click.option("--status", help="template-status: success | failed:user block | failed: system failed; mass-status.")
+@click.option(
+    "--status",
+    help="template-status: success | failed:user block | failed: system failed; mass-status; wecom-transfer-fail:"
+    " customer_refused | customer_limit_exceed.",
+)
 @click.option("--total-count", type=int, help="mass-status: TotalCount (and FilterCount).")
 @click.option("--sent-count", type=int, help="mass-status: SentCount (default: all).")
 @click.option("--error-count", type=int, help="mass-status: ErrorCount (default: total - sent).")

@@ -33,6 +33,7 @@ def json_errors(app: APIFlask) -> None:
 
 
 from welead.api import (  # noqa: E402,F401  (registers routes)
+    codes,
     followers,
     interactions,
     merges,
@@ -41,4 +42,5 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     playbook,
     reps,
     segments,
+    transfers,
 )
