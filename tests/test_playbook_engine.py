@@ -352,6 +352,16 @@ def test_inactive_fires_once_per_quiet_spell(db):
     assert [r["template"] for r in outbox(db, "template.send")] == ["nudge"] * 3
 
 
+def test_followers_quiet_since_the_same_moment_each_get_the_template(db):
+    """A periodic run's outbox keys name the follower: two followers imported together go quiet at the same instant,
+    and each is sent the nudge (the keys once collided, so only the first follower got it)."""
+    load(db, "rules: [{name: quiet, when: {inactive: 7}, do: [{send_template: nudge}]}]")
+    for openid in ("o1", "o2", "o3"):
+        new_follower(db, openid, last_active_at=T0)
+    assert _tick(db, T0 + timedelta(days=8)).inactive == 3
+    assert sorted(r["openid"] for r in outbox(db, "template.send")) == ["o1", "o2", "o3"]
+
+
 def test_capabilities_raise_their_own_triggers(db):
     load(
         db,

@@ -68,7 +68,7 @@ def _inactive(
             {"follower_id": follower.id, "rule": rule, "since": since, "at": now},
         )
         ctx = Quiet(session, follower)
-        run = Run(book, ctx, scope=f"inactive:{int(scoring.epoch(since))}", now=now)
+        run = Run(book, ctx, scope=f"inactive:{follower.id}:{int(scoring.epoch(since))}", now=now)
         run.emit("inactive", rule=rule, days=days)
         run.drain()
         outbox_ids += ctx.outbox_ids
@@ -93,7 +93,7 @@ def _demote(session: Session, book: Compiled, now: datetime, batch: int, outbox_
         )
         for follower, value in session.execute(query).all():
             ctx = Quiet(session, follower)
-            run = Run(book, ctx, scope=f"decay:{now:%Y%m%d}", now=now)
+            run = Run(book, ctx, scope=f"decay:{follower.id}:{now:%Y%m%d}", now=now)
             run.lock()
             run.restage(float(value), reason="decay")
             run.drain()
