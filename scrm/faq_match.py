@@ -1,0 +1,203 @@
+"""FAQ retrieval: which entry answers a follower's question, or an honest fallback. Pure Python, built in memory.
+
+Signals per candidate entry (scrm/faq_text.py makes the grams): character uni+bigram TF-IDF against each of the
+entry's questions and against the whole entry (questions + answer), pinyin syllable bigrams (homophones and IME
+typos), and coverage (how much of the question the entry explains, how much of the entry's question the follower
+said). A linear ranker orders the candidates; a logistic accept model on the winner's score, its margin to the
+runner-up and its coverage decides answer or fallback. Weights and threshold are fitted on the dev part of
+bench/chatbot/eval.yaml (bench/chatbot_fit.py) and live in scrm/faq_weights.py. docs/chatbot-matching.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scrm import faq_weights
+from scrm.faq_text import char_grams, content, is_greeting, normalise, pinyin_grams
+
+__all__ = ["Entry", "Index", "Match", "normalise"]
+
+QUERY_CHARS = 160  # content characters of a question that are matched: a 2,000-character paste costs as much as this
+CANDIDATES = 12  # entries the ranker looks at, taken from the cheap first pass
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    questions: tuple[str, ...]
+    answer: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """kind: "answer" (entry_id is the answer), "greeting" (small talk) or "fallback" (offer a human)."""
+
+    kind: str
+    entry_id: str | None
+    score: float
+    runner_up: str | None
+    runner_up_score: float
+
+
+@dataclass
+class _Field:
+    """One TF-IDF space: documents are questions or whole entries; postings hold length-normalised weights."""
+
+    idf: dict[str, float]
+    missing_idf: float
+    postings: dict[str, list[tuple[int, float]]]
+
+    def weights(self, grams: list[str]) -> dict[str, float]:
+        return {g: (1.0 + math.log(n)) * self.idf.get(g, self.missing_idf) for g, n in Counter(grams).items()}
+
+
+def _idf(docs: list[set[str]]) -> tuple[dict[str, float], float]:
+    df: Counter[str] = Counter()
+    for grams in docs:
+        df.update(grams)
+    n = len(docs)
+    return {g: math.log((n + 1) / (d + 1)) + 1.0 for g, d in df.items()}, math.log(n + 1) + 1.0
+
+
+def _field(docs: list[list[str]], idf_docs: list[set[str]]) -> tuple[_Field, list[dict[str, float]]]:
+    idf, missing = _idf(idf_docs)
+    field = _Field(idf, missing, defaultdict(list))
+    vectors = []
+    for doc_id, grams in enumerate(docs):
+        vec = field.weights(grams)
+        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+        for g, w in vec.items():
+            field.postings[g].append((doc_id, w / norm))
+        vectors.append(vec)
+    field.postings = dict(field.postings)
+    return field, vectors
+
+
+def _dot(field: _Field, query: dict[str, float]) -> dict[int, float]:
+    norm = math.sqrt(sum(w * w for w in query.values())) or 1.0
+    acc: dict[int, float] = defaultdict(float)
+    for g, w in query.items():
+        for doc_id, dw in field.postings.get(g, ()):
+            acc[doc_id] += w * dw / norm
+    return acc
+
+
+def _coverage(query: dict[str, float], present: set[str]) -> float:
+    total = sum(query.values())
+    return sum(w for g, w in query.items() if g in present) / total if total else 0.0
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, x))))
+
+
+class Index:
+    """An immutable in-memory index over one FAQ version; `ask` is safe from several threads."""
+
+    def __init__(self, entries: Sequence[Entry], threshold: float | None) -> None:
+        self.entries = list(entries)
+        self.threshold = faq_weights.THRESHOLD if threshold is None else threshold
+        self._rank_w = faq_weights.RANK
+        self._accept_w = faq_weights.ACCEPT
+        q_runs, self._q_entry = [], []
+        for i, entry in enumerate(self.entries):
+            for question in entry.questions:
+                q_runs.append(content(normalise(question)))
+                self._q_entry.append(i)
+        e_runs = [content(normalise(" ".join((*e.questions, e.answer)))) for e in self.entries]
+        e_char = [char_grams(r) for r in e_runs]
+        e_pin = [pinyin_grams(r) for r in e_runs]
+        self._e_char_sets = [set(g) for g in e_char]
+        self._e_pin_sets = [set(g) for g in e_pin]
+        self._char, _ = _field(e_char, self._e_char_sets)
+        self._qchar, q_vecs = _field([char_grams(r) for r in q_runs], self._e_char_sets)
+        self._qpin, _ = _field([pinyin_grams(r) for r in q_runs], self._e_pin_sets)
+        self._q_vecs = q_vecs
+        self._e_questions: list[list[int]] = [[] for _ in self.entries]
+        for q, i in enumerate(self._q_entry):
+            self._e_questions[i].append(q)
+
+    @classmethod
+    def build(cls, entries: Sequence[Entry], threshold: float | None = None) -> Index:
+        """Index `entries`; `threshold` (0..1, on Match.score) overrides the fitted one. Duplicate ids are refused."""
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.id in seen:
+                raise ValueError(f"duplicate FAQ entry id {entry.id!r}")
+            seen.add(entry.id)
+        return cls(entries, threshold)
+
+    def ask(self, text: str) -> Match:
+        """Answer, greeting or fallback for one follower message; never raises on any string."""
+        norm = normalise(text or "")
+        if is_greeting(norm):
+            return Match("greeting", None, 1.0, None, 0.0)
+        runs = _clip(content(norm), QUERY_CHARS)
+        if not runs or not self.entries:
+            return Match("fallback", None, 0.0, None, 0.0)
+        ranked = self._rank(runs)
+        if not ranked:
+            return Match("fallback", None, 0.0, None, 0.0)
+        s1, i1, f1 = ranked[0]
+        s2, i2, f2 = ranked[1] if len(ranked) > 1 else (s1 - 5.0, None, f1)
+        score = self._confidence(s1, s1 - s2, f1)
+        runner = self.entries[i2].id if i2 is not None else None
+        runner_score = self._confidence(s2, s2 - s1, f2) if i2 is not None else 0.0
+        kind = "answer" if score >= self.threshold else "fallback"
+        return Match(kind, self.entries[i1].id, round(score, 4), runner, round(runner_score, 4))
+
+    def candidates(self, text: str) -> list[tuple[str, list[float]]]:
+        """The ranker's candidates and their features, best first pass first (for fitting: bench/chatbot_fit.py)."""
+        runs = _clip(content(normalise(text or "")), QUERY_CHARS)
+        return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if runs else []
+
+    def _rank(self, runs: list[str]) -> list[tuple[float, int, list[float]]]:
+        scored = [(sum(w * x for w, x in zip(self._rank_w, f, strict=True)), i, f) for i, f in self._candidates(runs)]
+        return sorted(scored, key=lambda t: -t[0])
+
+    def _confidence(self, score: float, margin: float, feats: list[float]) -> float:
+        x = [score, margin, *feats, 1.0]
+        return _sigmoid(sum(w * v for w, v in zip(self._accept_w, x, strict=True)))
+
+    def _candidates(self, runs: list[str]) -> list[tuple[int, list[float]]]:
+        qc = self._qchar.weights(char_grams(runs))
+        qp = self._qpin.weights(pinyin_grams(runs))
+        by_q = _dot(self._qchar, qc)
+        by_e = _dot(self._char, qc)
+        by_p = _dot(self._qpin, qp)
+        qmax: dict[int, float] = defaultdict(float)
+        pmax: dict[int, float] = defaultdict(float)
+        for q, s in by_q.items():
+            i = self._q_entry[q]
+            qmax[i] = max(qmax[i], s)
+        for q, s in by_p.items():
+            i = self._q_entry[q]
+            pmax[i] = max(pmax[i], s)
+        first = Counter({i: qmax.get(i, 0.0) + by_e.get(i, 0.0) + pmax.get(i, 0.0) for i in {*qmax, *by_e, *pmax}})
+        out = []
+        for i, _ in first.most_common(CANDIDATES):
+            key = max((_coverage(self._q_vecs[q], set(qc)) for q in self._e_questions[i]), default=0.0)
+            feats = [
+                qmax.get(i, 0.0),
+                by_e.get(i, 0.0),
+                pmax.get(i, 0.0),
+                _coverage(qc, self._e_char_sets[i]),
+                key,
+                _coverage(qp, self._e_pin_sets[i]),
+                math.log1p(len(qc)) / 5.0,
+            ]
+            out.append((i, feats))
+        return out
+
+
+def _clip(runs: list[str], limit: int) -> list[str]:
+    out, used = [], 0
+    for run in runs:
+        if used >= limit:
+            break
+        out.append(run[: limit - used])
+        used += len(out[-1])
+    return out
