@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Fits the FAQ matcher's weights on the dev part of bench/chatbot/eval.yaml and writes scrm/faq_weights.py.
+
+    .venv/bin/python bench/chatbot_fit.py [--dry-run]
+
+Ranker: a linear score per candidate, trained listwise (softmax over a question's candidates, L2). Accept model:
+logistic regression on the winner's score, its margin to the runner-up and its features; label = the winner is the
+expected entry. Its inputs come out of fold (5 folds within dev: the ranker that scores a fold never saw it), and
+the threshold is the one that maximises correct answer-or-fallback over the out-of-fold probabilities. The test part
+is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+from chatbot_data import ROOT, Item, load_eval, load_faq
+
+from scrm.faq_match import Index
+from scrm.faq_text import is_greeting, normalise
+
+FOLDS = 5
+L2_RANK = 0.01
+L2_ACCEPT = 0.01
+
+
+def featurise(index: Index, items: list[Item]) -> list[tuple[Item, list[str], np.ndarray]]:
+    """Each non-greeting dev question with its candidates' ids and features (the greetings never reach the ranker)."""
+    out = []
+    for it in items:
+        if is_greeting(normalise(it.text)):
+            continue
+        cands = index.candidates(it.text)
+        if cands:
+            out.append((it, [c for c, _ in cands], np.array([f for _, f in cands])))
+    return out
+
+
+def fit_ranker(rows: list[tuple[Item, list[str], np.ndarray]], steps: int = 600, lr: float = 0.5) -> np.ndarray:
+    data = [(x, ids.index(it.expected)) for it, ids, x in rows if it.expected in ids and len(ids) > 1]
+    w = np.zeros(data[0][0].shape[1]) if data else np.zeros(7)
+    for _ in range(steps):
+        grad = L2_RANK * w
+        for x, target in data:
+            s = x @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            grad += (x.T @ p - x[target]) / len(data)
+        w -= lr * grad
+    return w
+
+
+def accept_features(rows: list[tuple[Item, list[str], np.ndarray]], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for it, ids, x in rows:
+        s = x @ w
+        order = np.argsort(-s)
+        s1 = s[order[0]]
+        s2 = s[order[1]] if len(order) > 1 else s1 - 5.0
+        xs.append([s1, s1 - s2, *x[order[0]], 1.0])
+        ys.append(1.0 if ids[order[0]] == it.expected else 0.0)
+    return np.array(xs), np.array(ys)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 3000, lr: float = 0.3) -> np.ndarray:
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+        w -= lr * (x.T @ (p - y) / len(y) + L2_ACCEPT * w)
+    return w
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    """Max correct over out-of-fold probabilities; a right answer counts 1, a rejected wrong one 1 (fallback or
+    out of scope). Midpoint between neighbouring probabilities, so the choice does not sit on one question."""
+    ps = np.sort(np.unique(p))
+    cuts = np.concatenate([[0.0], (ps[1:] + ps[:-1]) / 2, [1.0]])
+    scores = [((p >= t) & (y == 1)).sum() + ((p < t) & (y == 0)).sum() for t in cuts]
+    return float(cuts[int(np.argmax(scores))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dry-run", action="store_true", help="print the weights, do not write scrm/faq_weights.py")
+    args = parser.parse_args()
+    index = Index.build(load_faq())
+    rows = featurise(index, load_eval("dev"))
+    ins = [r for r in rows if r[0].expected]
+    recall = sum(r[0].expected in r[1] for r in ins) / len(ins)
+    print(f"dev: {len(rows)} questions past the greeting check, candidate recall {recall:.1%}")
+    rng = random.Random(7)
+    folds = [rng.randrange(FOLDS) for _ in rows]
+    oof_x, oof_y, oof_in = [], [], []
+    for k in range(FOLDS):
+        w = fit_ranker([r for r, f in zip(rows, folds, strict=True) if f != k])
+        held = [r for r, f in zip(rows, folds, strict=True) if f == k]
+        x, y = accept_features(held, w)
+        oof_x.append(x)
+        oof_y.append(y)
+        oof_in.extend(r[0].expected is not None for r in held)
+    x_all, y_all = np.concatenate(oof_x), np.concatenate(oof_y)
+    fold_of = np.concatenate([[k] * len(x) for k, x in enumerate(oof_x)])
+    p_oof = np.zeros(len(y_all))
+    for k in range(FOLDS):
+        wa = fit_logistic(x_all[fold_of != k], y_all[fold_of != k])
+        p_oof[fold_of == k] = 1 / (1 + np.exp(-np.clip(x_all[fold_of == k] @ wa, -30, 30)))
+    threshold = choose_threshold(p_oof, y_all)
+    rank_w = fit_ranker(rows)
+    accept_w = fit_logistic(x_all, y_all)
+    print(f"out-of-fold top-1 {y_all[np.array(oof_in)].mean():.1%}, threshold {threshold:.3f}")
+    text = render(rank_w, accept_w, threshold)
+    print(text)
+    if not args.dry_run:
+        (ROOT / "scrm" / "faq_weights.py").write_text(text)
+
+
+def render(rank_w: np.ndarray, accept_w: np.ndarray, threshold: float) -> str:
+    fmt = ", ".join
+    return (
+        '"""Fitted weights for scrm/faq_match.py.\n\nGenerated by bench/chatbot_fit.py from the dev part of '
+        'bench/chatbot/eval.yaml; do not edit by hand."""\n\n'
+        "# ranker: qmax, entry cosine, pinyin max, query coverage, key coverage, pinyin coverage, query length\n"
+        f"RANK = [{fmt(f'{v:.4f}' for v in rank_w)}]\n"
+        "# accept: ranker score, margin, the seven ranker features, bias\n"
+        f"ACCEPT = [{fmt(f'{v:.4f}' for v in accept_w)}]\n"
+        f"THRESHOLD = {threshold:.4f}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
