@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from scrm import faq_weights
-from scrm.faq_text import char_grams, content, is_greeting, normalise, pinyin_grams
+from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams
 
 __all__ = ["Entry", "Index", "Match", "normalise"]
 
@@ -85,7 +85,7 @@ def _dot(field: _Field, query: dict[str, float]) -> dict[int, float]:
     return acc
 
 
-def _coverage(query: dict[str, float], present: set[str]) -> float:
+def _coverage(query: dict[str, float], present: Container[str]) -> float:
     total = sum(query.values())
     return sum(w for g, w in query.items() if g in present) / total if total else 0.0
 
@@ -102,23 +102,20 @@ class Index:
         self.threshold = faq_weights.THRESHOLD if threshold is None else threshold
         self._rank_w = faq_weights.RANK
         self._accept_w = faq_weights.ACCEPT
-        q_runs, self._q_entry = [], []
-        for i, entry in enumerate(self.entries):
-            for question in entry.questions:
-                q_runs.append(content(normalise(question)))
-                self._q_entry.append(i)
-        e_runs = [content(normalise(" ".join((*e.questions, e.answer)))) for e in self.entries]
+        e_runs = [_runs(" ".join((*e.questions, e.answer))) for e in self.entries]
         e_char = [char_grams(r) for r in e_runs]
         e_pin = [pinyin_grams(r) for r in e_runs]
         self._e_char_sets = [set(g) for g in e_char]
         self._e_pin_sets = [set(g) for g in e_pin]
         self._char, _ = _field(e_char, self._e_char_sets)
-        self._qchar, q_vecs = _field([char_grams(r) for r in q_runs], self._e_char_sets)
-        self._qpin, _ = _field([pinyin_grams(r) for r in q_runs], self._e_pin_sets)
-        self._q_vecs = q_vecs
-        self._e_questions: list[list[int]] = [[] for _ in self.entries]
-        for q, i in enumerate(self._q_entry):
-            self._e_questions[i].append(q)
+        self._pin, _ = _field(e_pin, self._e_pin_sets)
+        # each question as a unit vector in the entry-level spaces: the exact features of a candidate
+        self._q_char: list[list[dict[str, float]]] = []
+        self._q_pin: list[list[dict[str, float]]] = []
+        for entry in self.entries:
+            runs = [_runs(q) for q in entry.questions]
+            self._q_char.append([_unit(self._char.weights(char_grams(r))) for r in runs])
+            self._q_pin.append([_unit(self._pin.weights(pinyin_grams(r))) for r in runs])
 
     @classmethod
     def build(cls, entries: Sequence[Entry], threshold: float | None = None) -> Index:
@@ -135,7 +132,7 @@ class Index:
         norm = normalise(text or "")
         if is_greeting(norm):
             return Match("greeting", None, 1.0, None, 0.0)
-        runs = _clip(content(norm), QUERY_CHARS)
+        runs = _clip(content(expand(norm)), QUERY_CHARS)
         if not runs or not self.entries:
             return Match("fallback", None, 0.0, None, 0.0)
         ranked = self._rank(runs)
@@ -151,7 +148,7 @@ class Index:
 
     def candidates(self, text: str) -> list[tuple[str, list[float]]]:
         """The ranker's candidates and their features, best first pass first (for fitting: bench/chatbot_fit.py)."""
-        runs = _clip(content(normalise(text or "")), QUERY_CHARS)
+        runs = _clip(_runs(text or ""), QUERY_CHARS)
         return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if runs else []
 
     def _rank(self, runs: list[str]) -> list[tuple[float, int, list[float]]]:
@@ -159,38 +156,61 @@ class Index:
         return sorted(scored, key=lambda t: -t[0])
 
     def _confidence(self, score: float, margin: float, feats: list[float]) -> float:
-        x = [score, margin, *feats, 1.0]
+        x = [
+            score,
+            margin,
+            *feats,
+            score * feats[6],
+            score * feats[8],
+            score * feats[9],
+            1.0,
+        ]  # 6, 8, 9: see _candidates
         return _sigmoid(sum(w * v for w, v in zip(self._accept_w, x, strict=True)))
 
     def _candidates(self, runs: list[str]) -> list[tuple[int, list[float]]]:
-        qc = self._qchar.weights(char_grams(runs))
-        qp = self._qpin.weights(pinyin_grams(runs))
-        by_q = _dot(self._qchar, qc)
+        """First pass over the entry-level postings (char + pinyin), then exact features for the best few."""
+        qc = self._char.weights(char_grams(runs))
+        qp = self._pin.weights(pinyin_grams(runs))
         by_e = _dot(self._char, qc)
-        by_p = _dot(self._qpin, qp)
-        qmax: dict[int, float] = defaultdict(float)
-        pmax: dict[int, float] = defaultdict(float)
-        for q, s in by_q.items():
-            i = self._q_entry[q]
-            qmax[i] = max(qmax[i], s)
-        for q, s in by_p.items():
-            i = self._q_entry[q]
-            pmax[i] = max(pmax[i], s)
-        first = Counter({i: qmax.get(i, 0.0) + by_e.get(i, 0.0) + pmax.get(i, 0.0) for i in {*qmax, *by_e, *pmax}})
+        by_p = _dot(self._pin, qp)
+        first = Counter({i: by_e.get(i, 0.0) + by_p.get(i, 0.0) for i in {*by_e, *by_p}})
+        qc_unit, qp_unit, qc_set = _unit(qc), _unit(qp), set(qc)
+        pairs = {g: w for g, w in qc.items() if len(g) > 1}  # bigrams and ASCII words: what names a topic
+        known = _coverage(pairs, self._char.idf.keys()) if pairs else 1.0
+        length = math.log1p(len(qc)) / 5.0
+        chars = [g for g in qc if len(g) == 1 or g.isascii()]
+        strange = sum(g not in self._char.idf for g in chars) / (len(chars) or 1)  # words the FAQ never uses
         out = []
         for i, _ in first.most_common(CANDIDATES):
-            key = max((_coverage(self._q_vecs[q], set(qc)) for q in self._e_questions[i]), default=0.0)
             feats = [
-                qmax.get(i, 0.0),
+                max((_cos(qc_unit, v) for v in self._q_char[i]), default=0.0),
                 by_e.get(i, 0.0),
-                pmax.get(i, 0.0),
+                max((_cos(qp_unit, v) for v in self._q_pin[i]), default=0.0),
                 _coverage(qc, self._e_char_sets[i]),
-                key,
+                max((_coverage(v, qc_set) for v in self._q_char[i]), default=0.0),
                 _coverage(qp, self._e_pin_sets[i]),
-                math.log1p(len(qc)) / 5.0,
+                _coverage(pairs, self._e_char_sets[i]) if pairs else 1.0,
+                length,
+                known,
+                strange,
             ]
             out.append((i, feats))
         return out
+
+
+def _runs(text: str) -> list[str]:
+    return content(expand(normalise(text)))
+
+
+def _unit(vec: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+    return {g: w / norm for g, w in vec.items()}
+
+
+def _cos(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(w * b.get(g, 0.0) for g, w in a.items())
 
 
 def _clip(runs: list[str], limit: int) -> list[str]:

@@ -136,6 +136,97 @@ CHINESE = {
     "专用发票": "专票",
     "工作时间": "上班时间",
 }
+# Paraphrase lexicon: when a follower's word is there, the FAQ's word is added beside it (never replaces it).
+EXPAND = {
+    "便宜": "优惠 打折",
+    "折扣": "优惠 打折",
+    "打折": "优惠",
+    "活动": "促销 优惠",
+    "体验": "试用",
+    "试试": "试用",
+    "讲讲": "演示",
+    "讲解": "演示",
+    "当面": "上门 拜访",
+    "见面": "上门 拜访",
+    "面谈": "上门 拜访",
+    "现场": "上门",
+    "干嘛": "做什么 功能",
+    "干啥": "做什么 功能",
+    "是啥": "做什么",
+    "删了": "误删 恢复",
+    "删错": "误删 恢复",
+    "找回": "恢复",
+    "后悔": "退款 不满意",
+    "不好用": "退款 不满意",
+    "续约": "续费",
+    "上手": "培训 使用教程",
+    "学会": "培训",
+    "手册": "使用教程",
+    "用起来": "上线 开始用",
+    "开通": "上线",
+    "转化率": "转化漏斗 报表",
+    "提成": "奖励 返利",
+    "佣金": "奖励 返利",
+    "返现": "返利",
+    "招人": "招聘",
+    "简历": "招聘",
+    "岗位": "招聘",
+    "实习": "招聘",
+    "二开": "二次开发",
+    "改功能": "定制开发",
+    "人走了": "员工离职",
+    "辞职": "离职",
+    "跳槽": "离职",
+    "宕机": "稳定 可用性",
+    "挂了": "稳定 可用性",
+    "崩了": "稳定 可用性",
+    "税号": "开票信息",
+    "抬头": "开票信息",
+    "坐席": "增加账号",
+    "席位": "增加账号",
+    "加人": "增加账号",
+    "付钱": "付款方式",
+    "打款": "付款方式",
+    "支付": "付款方式",
+    "派给": "分配",
+    "分给": "分配",
+    "评分": "线索打分",
+    "意向": "线索打分",
+    "推送": "群发",
+    "渠道商": "代理商 合作伙伴",
+    "经销商": "代理商 合作伙伴",
+    "代理": "代理商",
+    "加盟": "代理商 合作伙伴",
+    "总部": "公司 办公地址",
+    "地址": "办公地址",
+    "停掉": "注销 停用",
+    "删除账号": "注销",
+    "渠道码": "渠道活码",
+    "参展": "展会",
+    "展位": "展会",
+    "看板": "报表",
+    "数据分析": "报表",
+    "带走": "导出",
+    "迁移": "导入",
+    "迁过来": "导入",
+    "资质": "认证",
+    "证书": "认证",
+    "泄漏": "泄露",
+    "卖了": "泄露 安全",
+    "自动回复": "智能客服",
+    "智能": "智能客服",
+    "对接": "打通 集成",
+    "集成": "打通",
+    "同步": "打通",
+    "怎么卖": "价格",
+    "报价": "报价单",
+    "机房": "私有化部署 服务器",
+    "老系统": "导入 历史数据",
+    "故障": "响应",
+    "宣讲": "演示",
+    "合约": "合同",
+}
+_EXPAND_RE = re.compile("|".join(re.escape(k) for k in sorted(EXPAND, key=len, reverse=True)))
 _ENGLISH_WORD = re.compile(r"[a-z][a-z0-9\-]*")
 _CHINESE_KEYS = sorted(CHINESE, key=len, reverse=True)
 _CHINESE_RE = re.compile("|".join(re.escape(k) for k in _CHINESE_KEYS))
@@ -180,11 +271,18 @@ def _english(match: re.Match[str]) -> str:
 
 def normalise(text: str) -> str:
     """Full/half width, traditional -> simplified, case, English synonyms and colloquial terms -> the FAQ's terms."""
-    text = unicodedata.normalize("NFKC", str(text)[:MAX_CHARS]).lower()
+    text = str(text)[:MAX_CHARS].encode("utf-8", "ignore").decode("utf-8")  # lone surrogates from broken clients
+    text = unicodedata.normalize("NFKC", text).lower()
     text = _T2S.convert(text)
     text = _ENGLISH_WORD.sub(_english, text)
     text = _CHINESE_RE.sub(lambda m: CHINESE[m.group(0)], text)
     return " ".join(text.split())
+
+
+def expand(normalised: str) -> str:
+    """The normalised text with the FAQ's words for the follower's paraphrases appended (EXPAND)."""
+    extra = {EXPAND[m.group(0)] for m in _EXPAND_RE.finditer(normalised)}
+    return " ".join((normalised, *sorted(extra))) if extra else normalised
 
 
 def content(normalised: str) -> list[str]:
