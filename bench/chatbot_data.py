@@ -22,6 +22,7 @@ from scrm.faq_match import Entry  # noqa: E402
 
 FAQ = ROOT / "playbooks" / "faq_demo.yaml"
 EVAL = ROOT / "bench" / "chatbot" / "eval.yaml"
+EXTRA = ROOT / "bench" / "chatbot" / "train_extra.yaml"
 OUT = "_out"  # the expected id of an out-of-scope question
 
 
@@ -49,6 +50,11 @@ def load_eval(part: str) -> list[Item]:
             if part == "all" or is_dev(q) == (part == "dev"):
                 items.append(Item(str(q), None if key == OUT else key))
     return items
+
+
+def load_extra() -> list[Item]:
+    """Out-of-scope questions that only train the accept model (bench/chatbot/train_extra.yaml)."""
+    return [Item(str(q), None) for q in yaml.safe_load(EXTRA.read_text())[OUT]]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from scrm import faq_weights
-from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams
+from scrm.faq_text import EXPAND, char_grams, content, expand, is_greeting, normalise, pinyin_grams
 
 __all__ = ["Entry", "Index", "Match", "normalise"]
 
@@ -109,6 +109,10 @@ class Index:
         self._e_pin_sets = [set(g) for g in e_pin]
         self._char, _ = _field(e_char, self._e_char_sets)
         self._pin, _ = _field(e_pin, self._e_pin_sets)
+        # bigrams of the domain: the FAQ's and the followers' words in the paraphrase lexicon
+        self._known_pairs = {g for g in self._char.idf if len(g) == 2} | {
+            k[i : i + 2] for k in EXPAND for i in range(len(k) - 1)
+        }
         # each question as a unit vector in the entry-level spaces: the exact features of a candidate
         self._q_char: list[list[dict[str, float]]] = []
         self._q_pin: list[list[dict[str, float]]] = []
@@ -139,7 +143,7 @@ class Index:
         if not ranked:
             return Match("fallback", None, 0.0, None, 0.0)
         s1, i1, f1 = ranked[0]
-        s2, i2, f2 = ranked[1] if len(ranked) > 1 else (s1 - 5.0, None, f1)
+        s2, i2, f2 = ranked[1] if len(ranked) > 1 else (0.0, None, f1)  # no runner-up: an entry sharing nothing
         score = self._confidence(s1, s1 - s2, f1)
         runner = self.entries[i2].id if i2 is not None else None
         runner_score = self._confidence(s2, s2 - s1, f2) if i2 is not None else 0.0
@@ -180,6 +184,7 @@ class Index:
         length = math.log1p(len(qc)) / 5.0
         chars = [g for g in qc if len(g) == 1 or g.isascii()]
         strange = sum(g not in self._char.idf for g in chars) / (len(chars) or 1)  # words the FAQ never uses
+        isolated = _isolated(runs, self._known_pairs)
         out = []
         for i, _ in first.most_common(CANDIDATES):
             feats = [
@@ -193,6 +198,9 @@ class Index:
                 length,
                 known,
                 strange,
+                max((w for g, w in pairs.items() if g not in self._e_char_sets[i]), default=0.0)
+                / self._char.missing_idf,
+                isolated,
             ]
             out.append((i, feats))
         return out
@@ -200,6 +208,18 @@ class Index:
 
 def _runs(text: str) -> list[str]:
     return content(expand(normalise(text)))
+
+
+def _isolated(runs: list[str], known: set[str]) -> float:
+    """Share of CJK characters in no domain bigram: 银行几点下班 has 银行 and 下班 outside, 客服几点下班 only 下班."""
+    total = alone = 0
+    for run in runs:
+        if run.isascii():
+            continue
+        for j in range(len(run)):
+            total += 1
+            alone += run[max(0, j - 1) : j + 1] not in known and run[j : j + 2] not in known
+    return alone / total if total else 0.0
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
