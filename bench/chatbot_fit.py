@@ -42,6 +42,12 @@ def featurise(index: Index, items: list[Item]) -> list[tuple[Item, list[str], np
     return out
 
 
+def greetings(index: Index, items: list[Item]) -> tuple[int, int]:
+    """How many dev questions, in scope and out of scope, the greeting check takes before the matcher."""
+    taken = [it for it in items if is_greeting(normalise(it.text))]
+    return sum(1 for it in taken if it.expected), sum(1 for it in taken if not it.expected)
+
+
 def fit_ranker(rows: list[tuple[Item, list[str], np.ndarray]], steps: int = 600, lr: float = 0.5) -> np.ndarray:
     data = [(x, ids.index(it.expected)) for it, ids, x in rows if it.expected in ids and len(ids) > 1]
     w = np.zeros(data[0][0].shape[1]) if data else np.zeros(12)
@@ -77,17 +83,28 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 3000, lr: float = 0.
     return w
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray) -> float:
-    """Max correct over out-of-fold probabilities; a right answer counts 1, a rejected wrong one 1 (fallback or
-    out of scope). Midpoint between neighbouring probabilities, so the choice does not sit on one question."""
+def choose_threshold(p: np.ndarray, y: np.ndarray, inside: np.ndarray, objective: str, greet: tuple[int, int]) -> float:
+    """The threshold on out-of-fold probabilities that maximises `objective` over the whole dev part (the greetings,
+    which never reach the accept model, counted as rejected: greet = (in scope, out of scope) greeting counts).
+
+    correct: right answers + rejected out-of-scope questions, all questions alike (in scope outnumbers out 4:1).
+    balanced: the mean of "in scope answered right" and "out of scope rejected", each a target of its own.
+    Cuts are midpoints between neighbouring probabilities, so the choice does not sit on one question."""
     ps = np.sort(np.unique(p))
     cuts = np.concatenate([[0.0], (ps[1:] + ps[:-1]) / 2, [1.0]])
-    scores = [((p >= t) & (y == 1)).sum() + ((p < t) & (y == 0)).sum() for t in cuts]
-    return float(cuts[int(np.argmax(scores))])
+    n_in, n_out = inside.sum() + greet[0], (~inside).sum() + greet[1]
+
+    def value(t: float) -> float:
+        right = ((p >= t) & (y == 1)).sum()
+        rejected = ((p < t) & ~inside).sum() + greet[1]
+        return (right + rejected) / (n_in + n_out) if objective == "correct" else (right / n_in + rejected / n_out) / 2
+
+    return float(max(cuts, key=value))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objective", choices=["balanced", "correct"], default="balanced", help="see choose_threshold")
     parser.add_argument("--dry-run", action="store_true", help="print the weights, do not write scrm/faq_weights.py")
     args = parser.parse_args()
     index = Index.build(load_faq())
@@ -116,7 +133,7 @@ def main() -> None:
         p_oof[fold_of == k] = 1 / (1 + np.exp(-np.clip(x_all[fold_of == k] @ wa, -30, 30)))
     dev = np.array(oof_dev)  # the threshold and the figures: dev questions only, the extra ones only train
     p_dev, y_dev, inside = p_oof[dev], y_all[dev], np.array(oof_in)[dev]
-    threshold = choose_threshold(p_dev, y_dev)
+    threshold = choose_threshold(p_dev, y_dev, inside, args.objective, greetings(index, load_eval("dev")))
     answered = p_dev >= threshold
     print(
         f"out of fold at that threshold: correct {((answered & (y_dev == 1)) | (~answered & ~inside)).mean():.1%}, "
@@ -124,6 +141,12 @@ def main() -> None:
         f"out of scope rejected {(~answered[~inside]).mean():.1%} (dev questions past the greeting check)"
     )
     print(f"out-of-fold top-1 {y_dev[inside].mean():.1%}, threshold {threshold:.3f}")
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):  # the trade-off, for the docs
+        a = p_dev >= t
+        print(
+            f"  at {t:.1f}: correct {((a & (y_dev == 1)) | (~a & ~inside)).mean():.1%}, "
+            f"in scope right {(a & (y_dev == 1))[inside].mean():.1%}, out of scope rejected {(~a[~inside]).mean():.1%}"
+        )
     rank_w = fit_ranker(rows)
     accept_w = fit_logistic(x_all, y_all)
     text = render(rank_w, accept_w, threshold)

@@ -40,4 +40,4 @@ ACCEPT = [
     -1.4059,
     -0.8672,
 ]
-THRESHOLD = 0.1268
+THRESHOLD = 0.6367
