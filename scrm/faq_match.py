@@ -11,6 +11,9 @@ bench/chatbot/eval.yaml (bench/chatbot_fit.py) and live in scrm/faq_weights.py. 
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
@@ -48,40 +51,61 @@ class _Field:
 
     idf: dict[str, float]
     missing_idf: float
-    postings: dict[str, list[tuple[int, float]]]
+    postings: dict[str, tuple[array[int], array[float]]]
 
     def weights(self, grams: list[str]) -> dict[str, float]:
         return {g: (1.0 + math.log(n)) * self.idf.get(g, self.missing_idf) for g, n in Counter(grams).items()}
 
 
-def _idf(docs: list[set[str]]) -> tuple[dict[str, float], float]:
+def _idf(docs: list[list[str]]) -> tuple[dict[str, float], float]:
     df: Counter[str] = Counter()
     for grams in docs:
-        df.update(grams)
+        df.update(set(grams))
     n = len(docs)
     return {g: math.log((n + 1) / (d + 1)) + 1.0 for g, d in df.items()}, math.log(n + 1) + 1.0
 
 
-def _field(docs: list[list[str]], idf_docs: list[set[str]]) -> tuple[_Field, list[dict[str, float]]]:
-    idf, missing = _idf(idf_docs)
-    field = _Field(idf, missing, defaultdict(list))
-    vectors = []
+class _Grams:
+    """The grams of entry `i`, read from the postings (ids are ascending): no set per entry is kept."""
+
+    __slots__ = ("field", "i")
+
+    def __init__(self, field: _Field, i: int) -> None:
+        self.field, self.i = field, i
+
+    def __contains__(self, gram: object) -> bool:
+        posting = self.field.postings.get(gram) if isinstance(gram, str) else None
+        if posting is None:
+            return False
+        k = bisect_left(posting[0], self.i)
+        return k < len(posting[0]) and posting[0][k] == self.i
+
+
+def _field(docs: list[list[str]]) -> _Field:
+    """Postings as two compact arrays per gram (entry ids, normalised weights): a 5,000-entry FAQ stays small."""
+    idf, missing = _idf(docs)
+    field = _Field(idf, missing, {})
+    ids: dict[str, list[int]] = defaultdict(list)
+    weights: dict[str, list[float]] = defaultdict(list)
     for doc_id, grams in enumerate(docs):
         vec = field.weights(grams)
         norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
         for g, w in vec.items():
-            field.postings[g].append((doc_id, w / norm))
-        vectors.append(vec)
-    field.postings = dict(field.postings)
-    return field, vectors
+            ids[g].append(doc_id)
+            weights[g].append(w / norm)
+    field.postings = {g: (array("I", ids[g]), array("f", weights[g])) for g in ids}
+    return field
 
 
 def _dot(field: _Field, query: dict[str, float]) -> dict[int, float]:
     norm = math.sqrt(sum(w * w for w in query.values())) or 1.0
     acc: dict[int, float] = defaultdict(float)
     for g, w in query.items():
-        for doc_id, dw in field.postings.get(g, ()):
-            acc[doc_id] += w * dw / norm
+        posting = field.postings.get(g)
+        if posting is not None:
+            scale = w / norm
+            for doc_id, dw in zip(*posting, strict=True):
+                acc[doc_id] += scale * dw
     return acc
 
 
@@ -103,12 +127,10 @@ class Index:
         self._rank_w = faq_weights.RANK
         self._accept_w = faq_weights.ACCEPT
         e_runs = [_runs(" ".join((*e.questions, e.answer))) for e in self.entries]
-        e_char = [char_grams(r) for r in e_runs]
-        e_pin = [pinyin_grams(r) for r in e_runs]
-        self._e_char_sets = [set(g) for g in e_char]
-        self._e_pin_sets = [set(g) for g in e_pin]
-        self._char, _ = _field(e_char, self._e_char_sets)
-        self._pin, _ = _field(e_pin, self._e_pin_sets)
+        e_char = [[sys.intern(g) for g in char_grams(r)] for r in e_runs]  # one string object per distinct gram
+        e_pin = [[sys.intern(g) for g in pinyin_grams(r)] for r in e_runs]
+        self._char = _field(e_char)
+        self._pin = _field(e_pin)
         # bigrams of the domain: the FAQ's and the followers' words in the paraphrase lexicon
         self._known_pairs = {g for g in self._char.idf if len(g) == 2} | {
             k[i : i + 2] for k in EXPAND for i in range(len(k) - 1)
@@ -118,8 +140,8 @@ class Index:
         self._q_pin: list[list[dict[str, float]]] = []
         for entry in self.entries:
             runs = [_runs(q) for q in entry.questions]
-            self._q_char.append([_unit(self._char.weights(char_grams(r))) for r in runs])
-            self._q_pin.append([_unit(self._pin.weights(pinyin_grams(r))) for r in runs])
+            self._q_char.append([_unit(self._char.weights([sys.intern(g) for g in char_grams(r)])) for r in runs])
+            self._q_pin.append([_unit(self._pin.weights([sys.intern(g) for g in pinyin_grams(r)])) for r in runs])
 
     @classmethod
     def build(cls, entries: Sequence[Entry], threshold: float | None = None) -> Index:
@@ -191,14 +213,14 @@ class Index:
                 max((_cos(qc_unit, v) for v in self._q_char[i]), default=0.0),
                 by_e.get(i, 0.0),
                 max((_cos(qp_unit, v) for v in self._q_pin[i]), default=0.0),
-                _coverage(qc, self._e_char_sets[i]),
+                _coverage(qc, _Grams(self._char, i)),
                 max((_coverage(v, qc_set) for v in self._q_char[i]), default=0.0),
-                _coverage(qp, self._e_pin_sets[i]),
-                _coverage(pairs, self._e_char_sets[i]) if pairs else 1.0,
+                _coverage(qp, _Grams(self._pin, i)),
+                _coverage(pairs, _Grams(self._char, i)) if pairs else 1.0,
                 length,
                 known,
                 strange,
-                max((w for g, w in pairs.items() if g not in self._e_char_sets[i]), default=0.0)
+                max((w for g, w in pairs.items() if g not in _Grams(self._char, i)), default=0.0)
                 / self._char.missing_idf,
                 isolated,
             ]
