@@ -10,6 +10,7 @@ import logging
 import secrets
 import time
 from contextlib import suppress
+from typing import Any
 
 import redis
 from flask import Blueprint, Response, request
@@ -85,7 +86,7 @@ def _callback(ep: Endpoint) -> tuple[Response, str]:
 def _answer(ep: Endpoint, msg: Inbound, encrypted: bool, args: dict[str, str]) -> Response:
     svc = services()
     try:
-        accepted = accept(svc.db, to_event(msg))
+        accepted = accept(svc.db, to_event(msg), _conversations(svc))
     except DBAPIError as exc:
         log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
         return _text("database unavailable", 503)
@@ -100,10 +101,19 @@ def _answer(ep: Endpoint, msg: Inbound, encrypted: bool, args: dict[str, str]) -
     return Response(xml, mimetype="application/xml")
 
 
+def _conversations(svc: Any) -> redis.Redis | None:
+    """The Redis holding conversation state; None when none is configured (the chatbot then answers statelessly)."""
+    try:
+        return svc.redis
+    except (redis.RedisError, OSError):
+        return None
+
+
 def _reply(accepted: Accepted, msg: Inbound) -> str | None:
     """The passive reply XML: {"text": ...} or news {"articles": [{title, description, url, image}]}."""
     answer = accepted.reply
     if not answer:
         return None
     articles = tuple(Article(**a) for a in answer.get("articles", ()))
-    return render(Reply(text=answer.get("text", ""), articles=articles), msg.openid, msg.account)
+    reply = Reply(text=answer.get("text", ""), articles=articles, transfer=bool(answer.get("transfer")))
+    return render(reply, msg.openid, msg.account)

@@ -10,11 +10,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from sqlalchemy import bindparam, select
 
 from foundation.clock import utcnow
 from foundation.db import Database
 from foundation.sql import insert_ignore
+from scrm import chatbot
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
@@ -38,18 +40,24 @@ def shard(openid: str) -> int:
     return zlib.crc32(openid.encode("utf-8", "surrogatepass")) % SHARDS
 
 
-def accept(db: Database, event: Event) -> Accepted:
-    """Decide (reads only), then record in one short write transaction."""
+def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accepted:
+    """Decide (reads only), then record in one short write transaction. `fast`: the Redis of the conversation
+    state (scrm.conversations; None or unreachable: the chatbot answers without state)."""
     now = utcnow()
     with db.lazy_reader() as conn:
         decision = decide(conn, event, now)  # type: ignore[arg-type]  # reads through the lazy connection
         stored = decision.as_json()
+        bot = chatbot.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # None: the playbook's reply stands
+        if bot is not None:
+            stored = bot.decision
         row = _row(event, now, stored, decision.version)
     with db.write() as conn:
         new = conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
     if new is None:  # a retry: answer what the first delivery was answered
         with db.reader.connect() as conn:
             return Accepted(None, conn.execute(_STORED, {"key": event.dedup_key}).scalar())
+    if bot is not None:  # only a new interaction moves the conversation on
+        chatbot.commit(fast, event.openid, bot)
     return Accepted(new, stored)
 
 

@@ -87,6 +87,7 @@ class Pending:
     decided: frozenset[str] | None
     version: int | None
     received_at: datetime
+    decision: dict[str, Any] | None = None  # what the request decided, the chatbot's part included
 
 
 @dataclass(slots=True)
@@ -161,7 +162,7 @@ def _pending(row: Any) -> Pending:
                   event_key=row.event_key, msg_id=row.msg_id, content=row.content, scene=row.scene,
                   payload=row.payload or {})  # fmt: skip
     decided = frozenset((row.decision or {}).get("rules") or ()) if row.playbook_version is not None else None
-    return Pending(row.id, event, decided, row.playbook_version, row.received_at)
+    return Pending(row.id, event, decided, row.playbook_version, row.received_at, row.decision)
 
 
 def _apply(session: Session, rows: list[Pending]) -> Report:
@@ -191,6 +192,7 @@ def _apply_rows(session: Session, rows: list[Pending]) -> Report:
         follower = followers.get(row.event.openid) if row.event.has_follower else None
         visit = Visit(session, row.event, follower, row.id, row.decided)
         visit.shared = shared
+        visit.decision = row.decision
         visit.book = books.get(row.version)  # its settings (assignment) apply to the effects too
         try:
             effects.apply(visit)

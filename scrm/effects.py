@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import assign_effects, deliveries, handover_wecom, notices, welcomes
+from scrm import assign_effects, deliveries, faq_effects, handover_wecom, notices, welcomes
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -38,6 +38,7 @@ def apply(visit: Visit) -> None:
     effect = effect_for(visit)
     if effect is not None:
         effect(visit)
+    faq_effects.apply(visit)
 
 
 @on(OA, "subscribe")

@@ -68,6 +68,7 @@ class Visit:
         self.follower = follower
         self.interaction_id = interaction_id
         self.decided = decided
+        self.decision: dict[str, Any] | None = None  # the stored decision (the chatbot's part: scrm.faq_effects)
         self.outbox_ids: list[int] = []
         self.answers: list[dict[str, Any]] = []  # replies the rules rendered again (the request already sent one)
         self.signals: list[tuple[str, dict[str, Any]]] = []  # playbook triggers raised by effects (checked_in...)

@@ -43,6 +43,13 @@ include-path-regex = "^/api/v1/codes(/[^/]+)?$"
 include-method-regex = "^(POST|PATCH)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 
+# An FAQ entry's id must be unique in the knowledge base (POST: not taken yet; PUT: the path's), and a file's ids
+# unique among its entries: meanings JSON Schema cannot state, so a schema-valid entry or file may be refused (422).
+[[operations]]
+include-path-regex = "^/api/v1/faq(/entries/[^/]+)?$"
+include-method-regex = "^(POST|PUT)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
+
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]
 include-path = "/api/v1/segments/preview"

@@ -21,10 +21,12 @@ class Article:
 
 @dataclass(frozen=True)
 class Reply:
-    """A text reply, or news (1-8 articles) when `articles` is set."""
+    """A text reply, news (1-8 articles) when `articles` is set, or `transfer`: hand the message to the customer
+    service system (MsgType transfer_customer_service, the follower sees nothing from the account)."""
 
     text: str = ""
     articles: tuple[Article, ...] = field(default_factory=tuple)
+    transfer: bool = False
 
 
 def render(reply: Reply, to_user: str, from_user: str, now: int | None = None) -> str:
@@ -32,6 +34,8 @@ def render(reply: Reply, to_user: str, from_user: str, now: int | None = None) -
         f"<ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
         f"<CreateTime>{now or int(time.time())}</CreateTime>"
     )
+    if reply.transfer:
+        return f"<xml>{head}<MsgType>{cdata('transfer_customer_service')}</MsgType></xml>"
     if reply.articles:
         items = "".join(
             f"<item><Title>{cdata(a.title)}</Title><Description>{cdata(a.description)}</Description>"

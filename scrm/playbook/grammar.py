@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from scrm.playbook.grammar_chatbot import ChatbotSettings
 from scrm.playbook.grammar_when import (
     LIMIT,
     Condition,
@@ -237,6 +238,7 @@ class Playbook(Strict):
     wechat_tags: WeChatTags = Field(default_factory=WeChatTags)
     # Who owns a lead a later code brings in: the first rep keeps it, or the latest code's rep (scrm.assign_effects).
     assignment: Literal["first_touch", "last_touch"] = "first_touch"
+    chatbot: ChatbotSettings = Field(default_factory=ChatbotSettings)  # handoff/cancel words, lines (docs/chatbot.md)
     rules: list[Rule] = []
     journeys: dict[Slug, Journey] = {}
 

@@ -167,6 +167,10 @@ class OnForm(Strict):
     form: Patterns | None = None
 
 
+class OnFaq(Strict):
+    entry: Patterns | None = None  # FAQ entry ids (scene-style patterns: `price`, `price*`)
+
+
 class OnCheckin(Strict):
     event: Patterns | None = None
 
@@ -197,6 +201,7 @@ TRIGGER_MAIN: dict[str, str | None] = {
     "inactive": "days",
     "form_submitted": "form",
     "checked_in": "event",
+    "faq_answered": "entry",
     "contact_added": "scene",
     "contact_removed": None,
     "any": None,
@@ -223,6 +228,7 @@ class Trigger(Strict):
     inactive: OnQuiet | None = None
     form_submitted: OnForm | None = None
     checked_in: OnCheckin | None = None
+    faq_answered: OnFaq | None = None
     contact_added: OnScene | None = None
     contact_removed: Nothing | None = None
     any: Nothing | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scrm import faq_effects
 from scrm.playbook.compiled import Compiled, Signal
 from scrm.playbook.engine import Run
 
@@ -69,6 +70,8 @@ def run(visit: Visit, book: Compiled | None) -> None:
     for kind, facts in visit.signals:
         engine.emit(kind, **facts)
     try:
+        with visit.session.no_autoflush:
+            faq_effects.award(engine, visit)  # the answered FAQ entry's tags and points
         engine.drain()
     finally:
         visit.firing = engine.firing

@@ -297,7 +297,7 @@ def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
 QUIET_TRIGGERS = frozenset({"inactive"})
 # Signals that effects raise while the applier runs, after the follower was answered.
 DERIVED_TRIGGERS = frozenset({"tag_added", "tag_removed", "stage_changed", "score_crossed", "form_submitted",
-                              "checked_in"})  # fmt: skip
+                              "checked_in", "faq_answered"})  # fmt: skip
 FACTS = {
     "subscribe": {"scene"},
     "scan": {"scene"},
@@ -316,6 +316,7 @@ FACTS = {
     "inactive": {"days"},
     "form_submitted": {"form"},
     "checked_in": {"event", "booth"},
+    "faq_answered": {"entry", "score"},
     "any": {"kind"},
 }
 PATTERN_FIELD = {
@@ -329,6 +330,7 @@ PATTERN_FIELD = {
     "tag_removed": "tag",
     "form_submitted": "form",
     "checked_in": "event",
+    "faq_answered": "entry",
 }
 
 

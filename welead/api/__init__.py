@@ -34,6 +34,8 @@ def json_errors(app: APIFlask) -> None:
 
 from welead.api import (  # noqa: E402,F401  (registers routes)
     codes,
+    conversations,
+    faq,
     followers,
     interactions,
     merges,
