@@ -17,6 +17,8 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from scrm import faq_weights
 from scrm.faq_text import EXPAND, char_grams, content, expand, is_greeting, normalise, pinyin_grams
@@ -135,6 +137,7 @@ class Index:
         self._known_pairs = {g for g in self._char.idf if len(g) == 2} | {
             k[i : i + 2] for k in EXPAND for i in range(len(k) - 1)
         }
+        self._offtopic = [_unit(self._char.weights(char_grams(_runs(q)))) for q in _offtopic_questions()]
         # each question as a unit vector in the entry-level spaces: the exact features of a candidate
         self._q_char: list[list[dict[str, float]]] = []
         self._q_pin: list[list[dict[str, float]]] = []
@@ -166,9 +169,10 @@ class Index:
             return Match("fallback", None, 0.0, None, 0.0)
         s1, i1, f1 = ranked[0]
         s2, i2, f2 = ranked[1] if len(ranked) > 1 else (0.0, None, f1)  # no runner-up: an entry sharing nothing
-        score = self._confidence(s1, s1 - s2, f1)
+        total = sum(math.exp(s - s1) for s, _, _ in ranked)  # the ranker's softmax share of each candidate
+        score = self._confidence(s1, s1 - s2, 1.0 / total, f1)
         runner = self.entries[i2].id if i2 is not None else None
-        runner_score = self._confidence(s2, s2 - s1, f2) if i2 is not None else 0.0
+        runner_score = self._confidence(s2, s2 - s1, math.exp(s2 - s1) / total, f2) if i2 is not None else 0.0
         kind = "answer" if score >= self.threshold else "fallback"
         return Match(kind, self.entries[i1].id, round(score, 4), runner, round(runner_score, 4))
 
@@ -181,10 +185,11 @@ class Index:
         scored = [(sum(w * x for w, x in zip(self._rank_w, f, strict=True)), i, f) for i, f in self._candidates(runs)]
         return sorted(scored, key=lambda t: -t[0])
 
-    def _confidence(self, score: float, margin: float, feats: list[float]) -> float:
+    def _confidence(self, score: float, margin: float, share: float, feats: list[float]) -> float:
         x = [
             score,
             margin,
+            share,
             *feats,
             score * feats[6],
             score * feats[8],
@@ -207,6 +212,7 @@ class Index:
         chars = [g for g in qc if len(g) == 1 or g.isascii()]
         strange = sum(g not in self._char.idf for g in chars) / (len(chars) or 1)  # words the FAQ never uses
         isolated = _isolated(runs, self._known_pairs)
+        offtopic = max((_cos(qc_unit, v) for v in self._offtopic), default=0.0)
         out = []
         for i, _ in first.most_common(CANDIDATES):
             feats = [
@@ -223,6 +229,7 @@ class Index:
                 max((w for g, w in pairs.items() if g not in _Grams(self._char, i)), default=0.0)
                 / self._char.missing_idf,
                 isolated,
+                offtopic,
             ]
             out.append((i, feats))
         return out
@@ -230,6 +237,13 @@ class Index:
 
 def _runs(text: str) -> list[str]:
     return content(expand(normalise(text)))
+
+
+@lru_cache(maxsize=1)
+def _offtopic_questions() -> tuple[str, ...]:
+    """General-life questions (scrm/faq_offtopic.txt): resembling one more than any entry suggests "not about us"."""
+    text = Path(__file__).with_name("faq_offtopic.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 def _isolated(runs: list[str], known: set[str]) -> float:
