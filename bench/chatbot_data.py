@@ -80,6 +80,30 @@ def table_row(name: str, outcomes: list[Outcome]) -> str:
     )
 
 
+def intervals(outcomes: list[Outcome]) -> str:
+    """95% Wilson intervals of the three rates: with ~120 and ~37 questions a few points are noise."""
+    ins = [o for o in outcomes if o.item.expected]
+    outs = [o for o in outcomes if not o.item.expected]
+    rates = {
+        "top-1": (sum(o.top == o.item.expected for o in ins), len(ins)),
+        "correct": (
+            sum((o.answered and o.top == o.item.expected) if o.item.expected else not o.answered for o in outcomes),
+            len(outcomes),
+        ),
+        "rejected": (sum(not o.answered for o in outs), len(outs)),
+    }
+    return ", ".join(f"{k} {lo:.0%}-{hi:.0%}" for k, (lo, hi) in ((k, wilson(*v)) for k, v in rates.items()))
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return 0.0

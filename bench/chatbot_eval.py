@@ -19,6 +19,7 @@ from chatbot_data import (
     CharTfidf,
     Outcome,
     best_threshold,
+    intervals,
     load_eval,
     load_faq,
     percentile,
@@ -100,6 +101,7 @@ def main() -> None:
     index = Index.build(entries)
     ours = run_index(index, items)
     print(table_row("scrm.faq_match (fitted on dev)", ours))
+    print(f"\nscrm.faq_match 95% intervals: {intervals(ours)}")
     print(f"\n(baselines and build took {time.perf_counter() - t:.1f} s)")
     if args.misses:
         for o in ours:
