@@ -21,7 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from scrm import faq_weights
-from scrm.faq_text import EXPAND, char_grams, content, expand, is_greeting, normalise, pinyin_grams
+from scrm.faq_lexicon import EXPAND
+from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams
 
 __all__ = ["Entry", "Index", "Match", "normalise"]
 

@@ -160,3 +160,10 @@ def test_accuracy_floor(index: Index) -> None:
     right = sum(index.ask(q).kind == "answer" and index.ask(q).entry_id == e for q, e in IN_SCOPE.items())
     rejected = sum(index.ask(q).kind != "answer" for q in OUT_OF_SCOPE)
     assert right >= 9 and rejected >= 4, (right, rejected)
+
+
+def test_the_faqs_own_questions_answer_themselves(index: Index) -> None:
+    entries = demo_entries()
+    asked = [(e.id, index.ask(q)) for e in entries for q in e.questions]
+    right = sum(m.kind == "answer" and m.entry_id == expected for expected, m in asked)
+    assert right >= 0.9 * len(asked), [(e, m.entry_id, m.kind) for e, m in asked if m.entry_id != e]
