@@ -26,7 +26,7 @@ def replace_all(db: Database, entries: list[Entry], change: str, by: str | None,
     with db.transaction() as session:
         row = faq_store.store(session, entries, change, by)
         out = faq_store.summary(row)
-    faq_store.announce(fast, out["version"])
+    faq_store.announce(fast, out["version"], out["checksum"])
     return out
 
 
@@ -68,5 +68,5 @@ def change(db: Database, entry: Entry | None, entry_id: str, mode: str, by: str 
             items = [e for e in items if e.id != entry_id]
         row = faq_store.store(session, items, f"{mode} {entry_id}", by)
         out = faq_store.summary(row)
-    faq_store.announce(fast, out["version"])
+    faq_store.announce(fast, out["version"], out["checksum"])
     return out

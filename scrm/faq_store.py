@@ -31,10 +31,11 @@ VERSION_KEY = "welead:faq:version"
 KEY_TTL = 60  # seconds: a version key left stale by a Redis hiccup during a load is read from the database again
 _V, _E = FaqVersion.__table__.c, FaqEntry.__table__.c
 _LATEST = select(func.max(_V.version))
+_STAMP = select(_V.version, _V.checksum).order_by(_V.version.desc()).limit(1)
 _ENTRIES = select(FaqEntry.__table__).where(_E.version == bindparam("version")).order_by(_E.position)
 _LOCK = threading.Lock()
-_SEEN: dict[str, tuple[float, int | None]] = {}  # database url -> (checked at, active version)
-_BUILT: dict[tuple[str, int], Knowledge] = {}
+_SEEN: dict[str, tuple[float, str | None]] = {}  # database url -> (checked at, active version's stamp)
+_BUILT: dict[tuple[str, str], Knowledge] = {}
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,13 @@ def _row(version: int, position: int, e: Entry) -> dict[str, Any]:
             "answer": e.answer, "tags": list(e.tags), "points": e.points, "extra": e.extra or None}  # fmt: skip
 
 
-def announce(conn: redis.Redis | None, version: int) -> None:
+def announce(conn: redis.Redis | None, version: int, digest: str) -> None:
     """After commit: tell every process the new version (they would find it in the database within KEY_TTL)."""
     _SEEN.clear()
     if conn is None:
         return
     try:
-        conn.set(VERSION_KEY, version, ex=KEY_TTL)
+        conn.set(VERSION_KEY, stamp_of(version, digest), ex=KEY_TTL)
     except (redis.RedisError, OSError):
         log.warning("FAQ version %d not announced in Redis; processes see it within %d s", version, KEY_TTL)
 
@@ -114,49 +115,59 @@ def empty(session: Session) -> bool:
 
 
 # --- the request's view --------------------------------------------------------------------------------------
+# A version is known by its stamp, "<version>:<checksum prefix>": a database emptied and loaded again (tests do it)
+# reuses version numbers, never a stamp with the same entries' checksum.
 
 
-def active_version(conn: Connection, fast: redis.Redis | None) -> int | None:
-    """The active version: Redis's announcement or one database read, at most once a second per process."""
+def stamp_of(version: int, digest: str) -> str:
+    return f"{version}:{digest[:16]}"
+
+
+def _stamp(conn: Connection) -> str | None:
+    row = conn.execute(_STAMP).first()
+    return stamp_of(row.version, row.checksum) if row else None
+
+
+def active_stamp(conn: Connection, fast: redis.Redis | None) -> str | None:
+    """The active version's stamp: Redis's announcement or one database read, at most once a second per process."""
     url = str(conn.engine.url)
     now = time.monotonic()
     seen = _SEEN.get(url)
     if seen is not None and now - seen[0] <= VERSION_TTL:
         return seen[1]
-    number = _announced(fast)
-    if number is None:
-        number = latest(conn)
-        if number is not None and fast is not None:
+    found = _announced(fast)
+    if found is None:
+        found = _stamp(conn)
+        if found is not None and fast is not None:
             with suppress(redis.RedisError, OSError):
-                fast.set(VERSION_KEY, number, ex=KEY_TTL, nx=True)
-    _SEEN[url] = (now, number)
-    return number
+                fast.set(VERSION_KEY, found, ex=KEY_TTL, nx=True)
+    _SEEN[url] = (now, found)
+    return found
 
 
-def _announced(fast: redis.Redis | None) -> int | None:
+def _announced(fast: redis.Redis | None) -> str | None:
     if fast is None:
         return None
     try:
         raw = fast.get(VERSION_KEY)
     except (redis.RedisError, OSError):
         return None
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    return text if text and text.split(":")[0].isdigit() else None
 
 
 def knowledge(conn: Connection, fast: redis.Redis | None) -> Knowledge | None:
     """The active version's index (None: no FAQ loaded, or an empty one), built once per process and version."""
-    number = active_version(conn, fast)
-    if number is None:
+    found_stamp = active_stamp(conn, fast)
+    if found_stamp is None:
         return None
-    key = (str(conn.engine.url), number)
+    key = (str(conn.engine.url), found_stamp)
     found = _BUILT.get(key)
     if found is None:
         with _LOCK:  # one build per process, whatever the number of threads asking
             found = _BUILT.get(key)
             if found is None:
+                number = int(found_stamp.split(":")[0])
                 found = build(number, entries(conn, number))
                 for old in [k for k in _BUILT if k[0] == key[0]]:
                     del _BUILT[old]
