@@ -4,6 +4,7 @@ changing a lead's owner while it is being handed over."""
 
 import os
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -166,10 +167,12 @@ def test_applier_changing_the_owner_first_wins(app, live, pair):
     done: dict = {}
     worker = threading.Thread(target=lambda: done.update(result=_reassign(app, leaving)))
     worker.start()
-    _wait_for_lock_waiter(engine)
-    tx.commit()
-    applier.close()
-    worker.join(30)
+    try:
+        _wait_for_lock_waiter(engine)
+        tx.commit()
+    finally:  # a failure must not leave the lock held: the next test's TRUNCATE would wait for ever
+        applier.close()
+        worker.join(30)
     assert done["result"]["moved"] == 3
     assert owners(app, leads) == {leads[0]: amy, leads[1]: carl, leads[2]: amy, leads[3]: amy}
     assert count(app, Transfer, Transfer.follower_id == leads[1]) == 0
@@ -189,7 +192,8 @@ def _wait_for_lock_waiter(engine) -> None:
         for _ in range(3000):
             if conn.execute(query).scalar():
                 return
-            conn.execute(text("SELECT pg_sleep(0.01)"))
+            conn.rollback()  # pg_stat_activity is a snapshot taken once per transaction: take a new one
+            time.sleep(0.01)
     raise AssertionError("the reassignment never waited for the lead's lock")
 
 
