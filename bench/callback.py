@@ -460,6 +460,8 @@ def measure_app(args: argparse.Namespace, app: App, base: dict[str, str], builde
         flask(env, app.checkout, "db", "upgrade")
         if not args.no_playbook:
             flask(env, app.checkout, "playbook", "load-demo-if-empty")
+        if args.faq:  # the chatbot answers texts no reply rule took (docs/chatbot.md)
+            flask(env, app.checkout, "faq", "load-demo-if-empty")
         server = Server(app.name, "wsgi:app", env, workdir, args.workers, [], cwd=app.checkout)
         procs.append(server.proc)
         apply_proc = applier(env, workdir, app.name) if app.with_applier else None
@@ -555,6 +557,7 @@ def main() -> int:
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the applier's backlog")
     p.add_argument("--no-applier", action="store_true", help="do not run `flask apply` beside WeLead's web")
     p.add_argument("--no-playbook", action="store_true", help="skip loading the demo playbook")
+    p.add_argument("--faq", action="store_true", help="also load the demo FAQ (the chatbot answers texts)")
     p.add_argument("--skip-bare", action="store_true", help="measure WeLead only")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, pools, SQLite files)")
     args = p.parse_args()
