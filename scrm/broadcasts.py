@@ -8,18 +8,20 @@ on purpose, and nobody gets two rows.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import Boolean, ColumnElement, DateTime, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
+from foundation.db import Json
 from foundation.sql import insert_ignore
 from scrm import audience, deliveries, delivery_queue, delivery_reads, followers, guards
-from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, QUEUED, RUNNING, Broadcast, Delivery
+from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, RUNNING, Broadcast
 from scrm.guards import SendRules
 from scrm.message_templates import MASS, Library, TemplateError, render
 from scrm.models import Follower
@@ -203,32 +205,8 @@ def add_page(session: Session, broadcast_id: int, rows: list[tuple[int, str]], b
     if b is None or b.state != RUNNING:
         return Page(stopped=True)
     size = batch_size(b, batch)
-    params, job = [], job_name()
-    for i, (fid, openid) in enumerate(rows):
-        if i and i % size == 0:
-            job = job_name()
-        params.append(
-            {
-                "key": f"b:{b.id}:{openid}",
-                "follower_id": fid,
-                "openid": openid,
-                "channel": b.channel,
-                "template": b.template,
-                "args": {},
-                "broadcast_id": b.id,
-                "source": "broadcast",
-                "state": QUEUED,
-                "attempts": 0,
-                "retries": 0,
-                "in_doubt": False,
-                "job": job,
-                "pushed_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    stmt = insert_ignore(session, Delivery, ["key"]).returning(Delivery.id, Delivery.job)
-    inserted = session.execute(stmt, params).all() if params else []
+    jobs = [job_name() for _ in range(0, len(rows), size)]
+    inserted = _insert_page(session, b, [(fid, openid, jobs[i // size]) for i, (fid, openid) in enumerate(rows)], now)
     if rows:
         _advance(session, b, rows[-1][0], len(inserted), now)
     page = Page(scanned=len(rows))
@@ -237,6 +215,39 @@ def add_page(session: Session, broadcast_id: int, rows: list[tuple[int, str]], b
     for ids in page.groups.values():
         ids.sort()
     return page
+
+
+_PAGE_COLUMNS = ("key, follower_id, openid, channel, template, args, broadcast_id, source, state, attempts, retries, "
+                 "in_doubt, job, pushed_at, created_at, updated_at")  # fmt: skip
+# One statement per page, whatever its size: the rows go in as one parameter (a JSON array on SQLite, arrays on
+# PostgreSQL), so the database, not the driver's per-parameter Python, builds them.
+_PAGE_SOURCES = {
+    "sqlite": "SELECT 'b:' || :bid || ':' || (r.value ->> 1), r.value ->> 0, r.value ->> 1, {constants}, "
+              "r.value ->> 2, :now, :now, :now FROM json_each(:rows) AS r WHERE true",
+    "postgresql": "SELECT 'b:' || :bid || ':' || r.openid, r.fid, r.openid, {constants}, r.job, :now, :now, :now "
+                  "FROM unnest(CAST(:fids AS bigint[]), CAST(:openids AS text[]), CAST(:jobs AS text[])) "
+                  "AS r(fid, openid, job)",
+}  # fmt: skip
+_CONSTANTS = (
+    "CAST(:channel AS VARCHAR(16)), CAST(:template AS VARCHAR(64)), :args, :bid, 'broadcast', 'queued', 0, 0, :no"
+)
+
+
+def _insert_page(session: Session, b: Broadcast, rows: list[tuple[int, str, str]], now: datetime) -> list[tuple]:
+    """INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING RETURNING id, job for (follower id, openid, job) rows."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    source = _PAGE_SOURCES[dialect].format(constants=_CONSTANTS)
+    sql = f"INSERT INTO deliveries ({_PAGE_COLUMNS}) {source} ON CONFLICT (key) DO NOTHING RETURNING id, job"
+    params: dict[str, Any] = {"bid": b.id, "channel": b.channel, "template": b.template, "now": now, "no": False}
+    if dialect == "sqlite":
+        params["rows"] = json.dumps(rows)
+    else:
+        params.update(fids=[r[0] for r in rows], openids=[r[1] for r in rows], jobs=[r[2] for r in rows])
+    stmt = text(sql).bindparams(bindparam("now", type_=DateTime()), bindparam("args", type_=Json),
+                                bindparam("no", type_=Boolean()))  # fmt: skip
+    return [tuple(r) for r in session.execute(stmt, {**params, "args": {}})]
 
 
 def fanned_out(session: Session, broadcast_id: int, cursor: int, now: datetime) -> bool:

@@ -14,28 +14,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.sql import insert_ignore
-from scrm import followers, guards
+from scrm import guards
 from scrm.delivery_models import (
     BLOCKED,
     DELIVERED,
     ERROR,
     FAILED,
     QUEUED,
-    RUNNING,
     SENDING,
     SENT,
     SKIPPED,
     UNKNOWN,
-    Broadcast,
     Delivery,
 )
 from scrm.ingest import Visit
-from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, render, request_body
+from scrm.message_templates import MASS, Library, TemplateError
 from scrm.models import Activity, Follower, Interaction
 
 TIMELINE_STATES = (SENT, DELIVERED, FAILED, BLOCKED, ERROR, UNKNOWN, SKIPPED)
@@ -57,6 +55,8 @@ class Outgoing:
     payload: dict[str, Any]
     client_msg_id: str
     broadcast_id: int | None
+    follower_id: int = 0
+    template: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,24 +141,6 @@ def new_message(
     return create(session, follower, template, channel, key, args, source, job=job)
 
 
-def claim(session: Session, ids: list[int], now: datetime) -> list[Delivery]:
-    """queued → sending for this worker: the rows it won (not taken, not final, due, broadcast running), by id."""
-    running = select(Broadcast.id).where(Broadcast.state == RUNNING)
-    won = session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.state == QUEUED)
-        .where(or_(Delivery.send_after.is_(None), Delivery.send_after <= now))
-        .where(or_(Delivery.broadcast_id.is_(None), Delivery.broadcast_id.in_(running)))
-        .values(state=SENDING, updated_at=now)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if not won:
-        return []
-    query = select(Delivery).where(Delivery.id.in_(won)).order_by(Delivery.id)
-    return list(session.scalars(query.execution_options(populate_existing=True)))
-
-
 def _note(session: Session, row: Delivery, now: datetime) -> None:
     data = {"delivery": row.id, "template": row.template, "channel": row.channel, "state": row.state}
     data.update({k: v for k, v in (("broadcast", row.broadcast_id), ("msgid", row.msgid), ("reason", row.reason)) if v})
@@ -200,87 +182,6 @@ def context(row: Delivery, follower: dict[str, Any], data: dict[str, Any], now: 
     }
 
 
-@dataclass
-class _Chunk:
-    """What a chunk of claimed rows needs, fetched once: followers, their tags (and API view), history, data."""
-
-    followers: dict[int, Follower]
-    tags: dict[int, list[str]]
-    shown: dict[int, dict[str, Any]]
-    past: guards.History
-    data: dict[int, dict[str, Any]]
-
-
-def _load(session: Session, rows: list[Delivery], rules: guards.SendRules, lib: Library, now: datetime) -> _Chunk:
-    ids = sorted({r.follower_id for r in rows})
-    people = {f.id: f for f in session.scalars(select(Follower).where(Follower.id.in_(ids)))}
-    needs_follower = any("follower" in _variables(lib, r.template) for r in rows)
-    shown = {d["_id"]: d for d in _shown(session, list(people.values()))} if needs_follower else {}
-    tags = {fid: d["tags"] for fid, d in shown.items()} if shown else followers.tag_names(session, ids)
-    broadcast_ids = {r.broadcast_id for r in rows if r.broadcast_id is not None}
-    data = {b.id: dict(b.data or {}) for b in session.scalars(select(Broadcast).where(Broadcast.id.in_(broadcast_ids)))}
-    return _Chunk(people, tags, shown, guards.history(session, ids, rules, now), data)
-
-
-def _variables(lib: Library, name: str) -> frozenset[str]:
-    try:
-        return lib.get(name).variables
-    except TemplateError:
-        return frozenset()
-
-
-def _shown(session: Session, people: list[Follower]) -> list[dict[str, Any]]:
-    """The followers as the API shows them (what templates see as `follower`), tagged with their row id."""
-    return [{**d, "_id": f.id} for f, d in zip(people, followers.serialize(session, people), strict=True)]
-
-
-def prepare(session: Session, ids: list[int], rules: guards.SendRules, lib: Library, now: datetime) -> list[Outgoing]:
-    """Claim a chunk of deliveries and run each through the guards and the renderer: what to send now.
-
-    The rest are settled (blocked, skipped, error, unknown) or deferred (quiet hours) in the same transaction.
-    """
-    rows = claim(session, ids, now)
-    if not rows:
-        return []
-    chunk = _load(session, rows, rules, lib, now)
-    out = [o for o in (_prepare_one(session, row, chunk, rules, lib, now) for row in rows) if o is not None]
-    return out
-
-
-def _prepare_one(
-    session: Session, row: Delivery, chunk: _Chunk, rules: guards.SendRules, lib: Library, now: datetime
-) -> Outgoing | None:
-    follower = chunk.followers[row.follower_id]
-    verdict = guards.check(session, row, follower, chunk.tags.get(follower.id, []), chunk.past, rules, now)
-    if verdict is not None:
-        if verdict.state == QUEUED:
-            requeue(session, row, verdict.until, now, reason=verdict.reason, detail=verdict.detail)
-        else:
-            settle(session, row, verdict.state, now, reason=verdict.reason, detail=verdict.detail)
-        return None
-    if row.in_doubt and (
-        row.channel != TEMPLATE or now - (row.attempted_at or now) > timedelta(seconds=rules.resend_window)
-    ):
-        detail = "its worker died mid-send and WeChat's dedup window has passed (or there is none)"
-        settle(session, row, UNKNOWN, now, reason="worker_lost", detail=detail)
-        return None
-    data = chunk.data.get(row.broadcast_id, {}) if row.broadcast_id else (row.args.get("data") or {})
-    shown = {k: v for k, v in chunk.shown.get(follower.id, {}).items() if k != "_id"}
-    try:
-        payload = render(lib.get(row.template), row.channel, context(row, shown, data, now, rules.zone()))
-    except TemplateError as exc:
-        settle(session, row, ERROR, now, reason="render", detail=str(exc))
-        return None
-    if row.channel in (TEMPLATE, CUSTOM):  # the next row of this follower in the chunk sees this one
-        chunk.past.recent[follower.id] = chunk.past.recent.get(follower.id, 0) + 1
-    cmid = client_msg_id(row.key)
-    row.payload = request_body(row.openid, payload, cmid) if row.channel == TEMPLATE else payload
-    row.attempts += 1
-    if not row.in_doubt:
-        row.attempted_at = now
-    return Outgoing(row.id, row.openid, row.channel, payload, cmid, row.broadcast_id)
-
-
 def release(
     session: Session,
     ids: list[int],
@@ -301,7 +202,7 @@ def record(
     """Apply WeChat's answers to sending rows (one transaction for a chunk); retryable failures requeue with backoff
     until the retries run out. Returns the rows, settled."""
     rows = {r.id: r for r in session.scalars(select(Delivery).where(Delivery.id.in_([i for i, _ in results])))}
-    early = _early_finish(session, [r.msgid for _, r in results if r.state == SENT and r.msgid])
+    early = early_finish(session, [r.msgid for _, r in results if r.state == SENT and r.msgid])
     for did, result in results:
         _record_one(session, rows[did], result, early, rules, now)
     return [rows[did] for did, _ in results]
@@ -335,7 +236,7 @@ def _record_one(
     settle(session, row, result.state, now, **fields)
 
 
-def _early_finish(session: Session, msgids: list[str]) -> dict[str, str]:
+def early_finish(session: Session, msgids: list[str]) -> dict[str, str]:
     """The job-finish callback may beat our own commit of `sent`: it is in the interactions table already."""
     if not msgids:
         return {}

@@ -9,7 +9,7 @@ quota live in Redis (tasks.ratelimit) because every worker shares them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from foundation.config import ROOT, ConfigError
 from scrm.delivery_models import BLOCKED, DELIVERED, SENDING, SENT, SKIPPED, Delivery
-from scrm.message_templates import CUSTOM, MASS, TEMPLATE
+from scrm.message_templates import CHANNELS, CUSTOM, MASS, TEMPLATE
 from scrm.models import Follower, Interaction
 
 # Inbound kinds that open WeChat's customer-service window: a message opens 48 h, an action opens a minute.
@@ -51,7 +51,7 @@ class SendRules:
     retry_cap: float = 300.0  # WELEAD_RETRY_CAP: longest backoff, seconds
     error_budget: float = 0.1  # WELEAD_ERROR_BUDGET: a broadcast pauses above this error rate...
     breaker_window: int = 200  # WELEAD_BREAKER_WINDOW: ...over its last N sends
-    batch: int = 50  # WELEAD_SEND_BATCH: deliveries per RQ job
+    batch: int = 0  # WELEAD_SEND_BATCH: deliveries per RQ job; 0 = about a second of the rate (see job_size)
     heartbeat: int = 30  # WELEAD_SEND_HEARTBEAT: seconds a silent job is presumed dead
     lost_after: int = 30  # WELEAD_SEND_LOST_AFTER: seconds before a queued row's job is checked
     resend_window: int = 540  # WELEAD_RESEND_WINDOW: in-doubt sends are repeated (same client_msg_id) this long
@@ -77,6 +77,13 @@ class SendRules:
     @property
     def bucket_size(self) -> int:
         return self.burst or max(1, int(self.rate / 10))
+
+    @property
+    def job_size(self) -> int:
+        """Deliveries per send job: WELEAD_SEND_BATCH, or a second's worth of the rate, 50 to 500. Fewer, larger
+        jobs make the fan-out cheaper (an RQ job costs more to enqueue than a delivery to insert); a welcome
+        message waits at most for the job a worker is running, about a second at the configured rate."""
+        return self.batch or max(50, min(500, int(self.rate)))
 
     def zone(self) -> ZoneInfo:
         try:
@@ -173,11 +180,15 @@ class History:
     mass: dict[int, int]  # mass messages this (local) month
 
 
-def history(session: Session, follower_ids: list[int], rules: SendRules, now: datetime) -> History:
+def history(
+    session: Session, follower_ids: list[int], rules: SendRules, now: datetime, channels: Collection[str] = CHANNELS
+) -> History:
+    """What went out to these followers lately; only the counts the `channels` about to be sent are checked on."""
     since = now - timedelta(hours=rules.freq_window_hours)
+    capped = rules.freq_cap and not set(channels).isdisjoint((TEMPLATE, CUSTOM))
     return History(
-        recent=_counts(session, follower_ids, (TEMPLATE, CUSTOM), since) if rules.freq_cap else {},
-        mass=_counts(session, follower_ids, (MASS,), month_start(rules, now)),
+        recent=_counts(session, follower_ids, (TEMPLATE, CUSTOM), since) if capped else {},
+        mass=_counts(session, follower_ids, (MASS,), month_start(rules, now)) if MASS in channels else {},
     )
 
 

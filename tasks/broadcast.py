@@ -42,13 +42,13 @@ def fan_out(broadcast_id: int, progress: Callable[[int], Any] | None = None) -> 
     with svc.db.transaction() as session:
         broadcasts.count_audience(session, broadcast_id)
         segment, cursor, todo = broadcasts.cursor_of(session, broadcast_id)
-        size = broadcasts.page_size(session, broadcast_id, r.batch)
+        size = broadcasts.page_size(session, broadcast_id, r.job_size)
     created, complete = 0, todo
     pages = audience.stream(svc.db, segment, cursor, size) if todo else (rows for rows in ())
     try:
         for rows in pages:
             heart.beat()
-            page = _add(broadcast_id, rows, r.batch)
+            page = _add(broadcast_id, rows, r.job_size)
             if page is None or page.stopped:
                 complete = False
                 break

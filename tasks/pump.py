@@ -59,7 +59,7 @@ def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT
         with svc.db.transaction() as session:
             now = utcnow()
             rows = delivery_queue.due(session, now, step, broadcast_id)
-            urgent, normal = _group(session, rows, r.batch, now)
+            urgent, normal = _group(session, rows, r.job_size, now)
         pushed = push_jobs(svc.redis_slow, urgent, at_front=True) and push_jobs(svc.redis_slow, normal)
         total += sum(len(ids) for groups in (urgent, normal) for ids in groups.values())
         if not pushed or len(rows) < step:  # Redis down: what was assigned is found lost and pushed later

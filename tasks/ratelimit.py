@@ -1,7 +1,8 @@
 """Shared limits in Redis, each one atomic Lua script so every worker process sees the same numbers.
 
-- `TokenBucket`: the global send rate. A caller reserves a token and is told how long to wait for it, so workers
-  queue up behind each other instead of polling, and the achieved rate stays at the configured one.
+- `TokenBucket`: the global send rate. A caller reserves a token (or a block of them: one round trip for several
+  sends) and is told how long to wait for it, so workers queue up behind each other instead of polling, and the
+  achieved rate stays at the configured one.
 - `Breaker`: the outcomes of a broadcast's last N sends; the caller pauses the broadcast when errors pass the budget.
 - `DailyQuota`: the account's template sends today (WeChat's default is 100,000 a day).
 - `Heartbeat`: a job's "still alive" key, so the pump can tell a slow job from a dead one.
@@ -16,8 +17,10 @@ from datetime import datetime
 
 import redis
 
-# KEYS[1] bucket; ARGV rate (tokens/s), capacity, max wait (ms). Returns ms to wait for the reserved token, or
-# -ms when even the wait would be too long (nothing reserved: ask again later).
+# KEYS[1] bucket; ARGV rate (tokens/s), capacity, max wait (ms), tokens wanted (at most the capacity). Returns ms
+# to wait until the reserved tokens are ours, or -ms when even the wait would be too long (nothing reserved: ask
+# again later). A reservation may take the bucket below zero: later callers wait for that debt to be paid back, so
+# sends over any interval T never pass capacity + rate * T, however the tokens are split into blocks.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,13 +30,14 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or cap
 local ts = tonumber(state[2]) or now
 tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+local n = tonumber(ARGV[4]) or 1
 local wait = 0
-if tokens < 1 then wait = math.ceil((1 - tokens) / rate) end
+if tokens < n then wait = math.ceil((n - tokens) / rate) end
 if wait > tonumber(ARGV[3]) then
     redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
     return -wait
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', now)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - n), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], 60000 + wait)
 return wait
 """
@@ -75,16 +79,23 @@ class TokenBucket:
         self.key, self.rate, self.capacity, self.max_wait_ms = key, rate, max(1, capacity), int(max_wait * 1000)
         self._reserve = conn.register_script(_RESERVE)
 
-    def reserve(self) -> float:
-        """Seconds to wait before the reserved token may be used; negative: none reserved, retry after that long."""
-        ms = int(self._reserve(keys=[self.key], args=[self.rate, self.capacity, self.max_wait_ms]))
+    def block(self, wanted: int) -> int:
+        """How many tokens to take at once for `wanted` sends: a fiftieth of a second's worth at most, and never
+        more than the bucket holds (a block is sent back to back)."""
+        return max(1, min(wanted, self.capacity, int(self.rate / 50)))
+
+    def reserve(self, n: int = 1) -> float:
+        """Seconds to wait before the `n` reserved tokens may be used; negative: none reserved, retry after that
+        long. `n` is capped at the capacity."""
+        n = max(1, min(n, self.capacity))
+        ms = int(self._reserve(keys=[self.key], args=[self.rate, self.capacity, self.max_wait_ms, n]))
         return ms / 1000
 
-    def acquire(self, sleep=time.sleep) -> float:
-        """Block until a token is ours; returns the seconds waited."""
+    def acquire(self, n: int = 1, sleep=time.sleep) -> float:
+        """Block until `n` tokens (at most the capacity) are ours; returns the seconds waited."""
         waited = 0.0
         while True:
-            wait = self.reserve()
+            wait = self.reserve(n)
             sleep(abs(wait))
             waited += abs(wait)
             if wait >= 0:

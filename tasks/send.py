@@ -1,8 +1,9 @@
 """Sending deliveries: the RQ job that sends a batch (`run_batch`), and the playbook's and chatbot's send tasks.
 
-A job carries delivery ids only. It claims them a chunk at a time (queued → sending: one worker wins each row), runs
-the guards and the renderer, then for each row waits for a token of the shared bucket and calls WeChat, and records
-the chunk's answers in one transaction. The database is the truth; Redis only carries work.
+A job carries delivery ids only. It claims them a page at a time (queued → sending in one statement: one worker wins
+each row), runs the guards and the renderer, takes tokens of the shared bucket in blocks (one round trip for several
+sends), calls WeChat over the worker's kept-alive connection, and records the page's answers in one transaction.
+The database is the truth; Redis only carries work. The job's result (its log line) says where its CPU went.
 
 The pump that pushes these jobs and recovers lost ones is tasks.pump.
 """
@@ -10,7 +11,9 @@ The pump that pushes these jobs and recovers lost ones is tasks.pump.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from sqlalchemy import select
 
 from foundation.clock import utcnow
 from foundation.services import services
-from scrm import broadcasts, deliveries, guards
+from scrm import broadcasts, deliveries, delivery_pages, delivery_queue, guards
 from scrm.deliveries import Outgoing, Result
 from scrm.delivery_models import BLOCKED, DELIVERED, ERROR, FAILED, QUEUED, SENT, SKIPPED, UNKNOWN, Delivery
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, library
@@ -32,7 +35,7 @@ from wechat.errors import NotSent, Unknown, WeChatAPIError
 log = logging.getLogger(__name__)
 
 BUCKET = "welead:ratelimit:send"
-CHUNK = 10  # rows claimed and recorded per transaction: a dead worker leaves at most this many in doubt
+PAGE = 50  # rows claimed, sent and recorded per transaction pair: a dead worker leaves at most this many in doubt
 MASS_CHUNK = 1000
 OUTSIDE_WINDOW = 45015
 MASS_CLIENT_DUP = 45065
@@ -56,6 +59,23 @@ def message_library() -> Library:
 # --- sending --------------------------------------------------------------------------------------------------------
 
 
+class Phases:
+    """CPU milliseconds of this thread by phase (`time.thread_time`: waiting for tokens or answers costs nothing)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = defaultdict(float)
+        self._at = time.thread_time()
+
+    def mark(self, phase: str) -> None:
+        """Charge the CPU since the previous mark to `phase`."""
+        now = time.thread_time()
+        self.ms[phase] += (now - self._at) * 1000
+        self._at = now
+
+    def summary(self) -> dict[str, float]:
+        return {phase: round(ms, 1) for phase, ms in self.ms.items()}
+
+
 class Sender:
     """One batch job's view of the shared limits, the breakers of its broadcasts and the database."""
 
@@ -68,6 +88,7 @@ class Sender:
         self.heart = Heartbeat(self.conn, job_id, self.rules.heartbeat)
         self.breakers: dict[int, Breaker] = {}
         self.touched: set[int] = set()
+        self.phases = Phases()
 
     def channel(self, delivery_id: int) -> str | None:
         with self.db.sessions() as session:
@@ -75,7 +96,9 @@ class Sender:
 
     def prepare(self, ids: list[int]) -> list[Outgoing]:
         with self.db.transaction() as session:
-            return deliveries.prepare(session, ids, self.rules, self.lib, utcnow())
+            outs = delivery_pages.prepare(session, ids, self.rules, self.lib, utcnow(), self.phases.mark)
+        self.phases.mark("state write")  # the commit
+        return outs
 
     def admit(self, outs: list[Outgoing]) -> list[Outgoing]:
         """What today's template quota lets through; the rest wait for tomorrow (deferred, not dropped)."""
@@ -96,12 +119,12 @@ class Sender:
                 deliveries.release(session, ids, utcnow(), until, reason, detail)
 
     def record(self, results: list[tuple[Outgoing, Result]]) -> None:
-        """Commit a chunk's answers, then feed the breakers of the broadcasts involved."""
+        """Commit a page's answers, then feed the breakers of the broadcasts involved."""
         if not results:
             return
         with self.db.transaction() as session:
-            settled = deliveries.record(session, [(o.id, r) for o, r in results], self.rules, utcnow())
-            outcomes = [(row.broadcast_id, row.state) for row in settled]
+            outcomes = delivery_pages.record(session, results, self.rules, utcnow())
+        self.phases.mark("state write")
         by_broadcast: dict[int, list[bool]] = {}
         for bid, state in outcomes:
             if bid is not None and state in (SENT, DELIVERED, FAILED, ERROR, UNKNOWN):
@@ -109,6 +132,7 @@ class Sender:
         self.touched.update(bid for bid, _ in outcomes if bid is not None)
         for bid, failed in by_broadcast.items():
             self._observe(bid, failed)
+        self.phases.mark("breaker")
 
     def _observe(self, broadcast_id: int, failed: list[bool]) -> None:
         """Feed the broadcast's breaker; pause the broadcast when it trips (a Redis outage only skips this)."""
@@ -123,17 +147,22 @@ class Sender:
                     log.warning("broadcast %s paused by its circuit breaker: %s", broadcast_id, reason)
 
     def _breaker(self, broadcast_id: int) -> Breaker:
-        with self.db.transaction() as session:
+        with self.db.sessions() as session:  # a read: no write lock for it
             b = broadcasts.get(session, broadcast_id)
             budget, window = b.error_budget, b.breaker_window
         self.breakers[broadcast_id] = Breaker(self.conn, f"broadcast:{broadcast_id}", budget, window)
         return self.breakers[broadcast_id]
 
     def finish(self) -> None:
+        """Mark the job's broadcasts done if nothing is left (read first: the write transaction only when due)."""
         for bid in self.touched:
+            with self.db.sessions() as session:
+                if delivery_queue.pending(session, bid):
+                    continue
             with self.db.transaction() as session:
                 broadcasts.finish_if_done(session, bid)
         self.heart.stop()
+        self.phases.mark("finish")
 
 
 def _next_local_midnight(r: guards.SendRules) -> datetime:
@@ -200,32 +229,42 @@ def send_mass(outs: list[Outgoing], job_id: str) -> Result:
     return Result(SENT, msgid=str(answer.get("msg_id", "")))
 
 
-def run_batch(job_id: str, ids: list[int]) -> dict[str, int]:
-    """The RQ job: send these deliveries at the shared rate, a chunk per transaction; safe to run twice."""
+def run_batch(job_id: str, ids: list[int]) -> dict[str, Any]:
+    """The RQ job: send these deliveries at the shared rate, a page per transaction pair; safe to run twice.
+
+    Returns what was sent and the job's CPU milliseconds by phase (the worker logs it: one line per job)."""
     sender = Sender(job_id)
     channel = sender.channel(ids[0]) if ids else None
-    size = {CUSTOM: 1, MASS: MASS_CHUNK}.get(channel or "", CHUNK)
+    size = {CUSTOM: 1, MASS: MASS_CHUNK}.get(channel or "", PAGE)
     sent, mass = 0, []
     try:
         for start in range(0, len(ids), size):
             sender.heart.beat()
             outs = sender.prepare(ids[start : start + size])
             mass += [o for o in outs if o.channel == MASS]
-            sent += _send_chunk(sender, [o for o in outs if o.channel != MASS])
+            sent += _send_page(sender, [o for o in outs if o.channel != MASS])
         sent += _run_mass(sender, mass, job_id) if mass else 0
     finally:
         sender.finish()
-    return {"sent": sent}
+    return {"sent": sent, "cpu_ms": sender.phases.summary()}
 
 
-def _send_chunk(sender: Sender, outs: list[Outgoing]) -> int:
-    """Send one by one (a token each); record what went out even if Redis fails half-way, release the rest."""
+def _send_page(sender: Sender, outs: list[Outgoing]) -> int:
+    """Send a page, taking its tokens in blocks; record what went out even if Redis fails half-way, release the
+    rest (they go again later)."""
     results: list[tuple[Outgoing, Result]] = []
+    phases = sender.phases
     try:
-        for out in sender.admit(outs):
-            sender.bucket.acquire()
-            results.append((out, send_one(out)))
+        admitted = sender.admit(outs)
+        phases.mark("quota")
+        while len(results) < len(admitted):
+            n = sender.bucket.block(len(admitted) - len(results))
+            sender.bucket.acquire(n)
+            phases.mark("rate limiter")
+            for out in admitted[len(results) : len(results) + n]:
+                results.append((out, send_one(out)))
             sender.heart.beat()
+            phases.mark("http")
     finally:
         sender.record(results)
         done = {o.id for o, _ in results}

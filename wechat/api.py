@@ -63,7 +63,7 @@ class OAClient:
 
     def close(self) -> None:
         """Close pooled HTTP connections (long-lived workers keep them; tests and CLI commands close)."""
-        self.raw._http.close()
+        self.raw.close()
 
     def user_info(self, openid: str, lang: str = "zh_CN") -> dict:
         """Profile of a follower: subscribe, unionid, subscribe_scene, qr_scene(_str), tagid_list (no nickname)."""
@@ -122,11 +122,12 @@ class OAClient:
         body: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": _template_data(data)}
         optional = {"url": url, "miniprogram": miniprogram, "client_msg_id": client_msg_id}
         body.update({key: value for key, value in optional.items() if value})
-        return int(self.raw.post("message/template/send", data=body)["msgid"])
+        return int(self.raw.post_json("message/template/send", body)["msgid"])
 
     def send_custom_text(self, openid: str, text: str) -> None:
         """Customer-service text: only inside the window WeChat opens after the follower's last action (45015)."""
-        self.raw.post("message/custom/send", data={"touser": openid, "msgtype": "text", "text": {"content": text}})
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        self.raw.post_json("message/custom/send", body)
 
     def create_qrcode(self, scene: str | int, permanent: bool, expire_seconds: int = QR_MAX_EXPIRE) -> dict:
         """A parametric QR code: str scenes become *_STR_SCENE, ints *_SCENE; temporary ones expire (≤ 30 days).

@@ -12,16 +12,21 @@ The typed clients built on this are in wechat.api.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
+import certifi
 import redis
 import requests
+import urllib3
 import wechatpy
 import wechatpy.work
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ProxyError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ProxyError
 from wechatpy.exceptions import WeChatClientException
 
 from wechat.errors import NotSent, Unknown, WeChatAPIError, WeChatError
@@ -30,6 +35,8 @@ from wechat.settings import WeChatSettings
 log = logging.getLogger(__name__)
 
 TOKEN_KEY = "welead:wechat:token"
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Connection": "keep-alive"}
+POOL_SIZE = 4  # kept-alive connections per client (a worker sends from one thread)
 
 
 TRANSPORT_ERRORS = (
@@ -90,6 +97,7 @@ class TokenCache:
     """One access token per app for every process: kept in Redis, refreshed by one process at a time."""
 
     MARGIN = 300  # refresh this long before WeChat's expiry: clocks and in-flight requests
+    LOCAL_TTL = 1.0  # seconds a process reuses the token it read before asking Redis again
 
     def __init__(self, conn: redis.Redis, key: str, fetch: Callable[[], dict], wait: float) -> None:
         self.redis = conn
@@ -98,22 +106,32 @@ class TokenCache:
         self.wait = wait  # how long a refresher may hold the lock, and how long the others wait for it
         self._fetch = fetch
         self._compare_and_delete = conn.register_script(_COMPARE_AND_DELETE)
+        self._local: tuple[str, float] | None = None
 
     def get(self) -> str:
-        """The cached token, or a fresh one when none is cached."""
+        """The cached token, or a fresh one when none is cached. Kept in this process for a second (a sender would
+        otherwise ask Redis once per message): WeChat honours a replaced token for minutes, and a refused one is
+        invalidated, which forgets it here too."""
+        now = time.monotonic()
+        if self._local is not None and now < self._local[1]:
+            return self._local[0]
         try:
-            return self._cached() or self._refresh()
+            token = self._cached() or self._refresh()
         except redis.RedisError as exc:
             raise NotSent(f"access token cache unavailable: {exc}") from exc
+        self._local = (token, now + self.LOCAL_TTL)
+        return token
 
     def invalidate(self, token: str) -> bool:
         """Forget `token` after WeChat refused it, unless another process has replaced it meanwhile."""
+        self._local = None
         try:
             return bool(self._compare_and_delete(keys=[self.key], args=[token]))
         except redis.RedisError as exc:
             raise NotSent(f"access token cache unavailable: {exc}") from exc
 
     def clear(self) -> None:
+        self._local = None
         self.redis.delete(self.key)
 
     def _cached(self) -> str | None:
@@ -145,12 +163,42 @@ class TokenCache:
         return token
 
 
+def _pool(api_base: str, timeout: float, bundle: str | None) -> urllib3.HTTPConnectionPool | None:
+    """A keep-alive connection pool to the API host, or None when a proxy is configured (requests handles those)."""
+    if requests.utils.get_environ_proxies(api_base):
+        return None
+    kw: dict[str, Any] = {"maxsize": POOL_SIZE, "block": False, "retries": False}
+    kw["timeout"] = urllib3.Timeout(connect=timeout, read=timeout)
+    if urlsplit(api_base).scheme == "https":
+        kw.update(cert_reqs="CERT_REQUIRED", ca_certs=bundle or certifi.where())
+    return urllib3.connection_from_url(api_base, **kw)
+
+
+def _answer(response: urllib3.BaseHTTPResponse, endpoint: str) -> dict[str, Any]:
+    """WeChat's JSON answer, or the typed error it stands for (the same sorting as `_attempt`'s)."""
+    if response.status != 200:
+        if response.status >= 500:
+            raise Unknown(f"HTTP {response.status} from the API: the request may or may not have been processed")
+        raise WeChatAPIError(response.status, f"HTTP {response.status} from {endpoint}")
+    try:
+        answer = json.loads(response.data.decode("utf-8", "ignore"), strict=False)
+    except ValueError:
+        raise Unknown(f"{endpoint}: the answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise Unknown(f"{endpoint}: the answer is not a JSON object")
+    errcode = answer.get("errcode", 0)
+    if errcode:
+        raise WeChatAPIError(int(errcode), str(answer.get("errmsg", "")))
+    return answer
+
+
 class _SharedToken:
     """Mixed in front of a wechatpy client: shared token, one refresh-and-retry, typed errors, base URL."""
 
     tokens: TokenCache
     timeout: float
     _http: requests.Session
+    _fast: urllib3.HTTPConnectionPool | None
 
     def _share(self, api_base: str, conn: redis.Redis, key: str) -> None:
         self.API_BASE_URL = api_base
@@ -162,6 +210,40 @@ class _SharedToken:
             self._http.verify = bundle
         self._http.trust_env = False
         self.tokens = TokenCache(conn, key, self.fetch_access_token, wait=2 * float(self.timeout) + 2)
+        self._fast, self._path = _pool(api_base, float(self.timeout), bundle), urlsplit(api_base).path
+
+    def post_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST `body` to an API path over this client's keep-alive pool: the send path's call, with the same shared
+        token, one refresh on a refused token and typed errors as `_request`, at a fraction of requests' CPU."""
+        if self._fast is None:
+            return self.post(endpoint, data=body)  # type: ignore[attr-defined]
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        token = self.tokens.get()
+        try:
+            return self._post_once(token, endpoint, data)
+        except WeChatAPIError as exc:
+            if not exc.token_problem:
+                raise
+            log.info("access token refused (%s): refreshing once", exc.errcode)
+            self.tokens.invalidate(token)
+        return self._post_once(self.tokens.get(), endpoint, data)
+
+    def _post_once(self, token: str, endpoint: str, data: bytes) -> dict[str, Any]:
+        assert self._fast is not None
+        url = f"{self._path}{endpoint}?access_token={quote(token, safe='')}"
+        try:
+            response = self._fast.urlopen("POST", url, body=data, headers=JSON_HEADERS, redirect=False)
+        except ConnectTimeoutError as exc:  # NewConnectionError too: nothing reached the API
+            raise NotSent(f"{type(exc).__name__}: {exc}") from exc
+        except HTTPError as exc:  # read timeout, reset, dropped: the request may have been written
+            raise Unknown(f"{type(exc).__name__}: {exc}") from exc
+        return _answer(response, endpoint)
+
+    def close(self) -> None:
+        """Close pooled HTTP connections (long-lived workers keep them; tests and CLI commands close)."""
+        self._http.close()
+        if self._fast is not None:
+            self._fast.close()
 
     def fetch_access_token(self) -> dict:
         raise NotImplementedError
