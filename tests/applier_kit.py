@@ -140,7 +140,7 @@ def pending(db: Database) -> int:
 
 REFUSED = "refused by the test trigger"
 _PG_REFUSE = f"""
-CREATE FUNCTION refuse_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION refuse_tag() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.name LIKE :pattern THEN RAISE EXCEPTION '{REFUSED}'; END IF;
   RETURN NEW;
@@ -151,6 +151,15 @@ _SQLITE_REFUSE = f"""
 CREATE TRIGGER refuse_tag BEFORE INSERT ON tags WHEN NEW.name LIKE :pattern
 BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END
 """
+
+
+_UNDO = {"sqlite": "DROP TRIGGER IF EXISTS refuse_tag", "postgresql": "DROP TRIGGER IF EXISTS refuse_tag ON tags"}
+
+
+def allow_tags(db: Database) -> None:
+    """Undo `refuse_tags` (test databases are emptied between tests, not recreated: a trigger would outlive it)."""
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(_UNDO[db.dialect])
 
 
 def refuse_tags(db: Database, pattern: str) -> None:
@@ -180,8 +189,9 @@ def _json(value: Any) -> str:
 def state(db: Database) -> dict[str, Any]:
     """Everything the applier writes, keyed by openid and interaction dedup key: followers (flags, stage, owner by
     userid, tags, score totals), score events, timeline entries, outbox rows, and which interactions are applied.
-    Rep ids in timeline data and outbox args are replaced by the rep's userid: on PostgreSQL a rolled-back insert
-    still consumes its sequence number, so ids may differ where userids do not."""
+    Rep ids in timeline data and outbox args are replaced by the rep's userid, and follower ids in notice keys by the
+    openid: on PostgreSQL a rolled-back insert still consumes its sequence number, so ids may differ where userids
+    and openids do not."""
     with db.sessions() as s:
         reps = {r.id: r.userid for r in s.execute(select(Rep.id, Rep.userid))}
         keys = {r.id: r.dedup_key for r in s.execute(select(Interaction.id, Interaction.dedup_key))}
@@ -211,10 +221,14 @@ def state(db: Database) -> dict[str, Any]:
                     data = {**data, name: reps.get(data[name])}
             out[openid[fid]]["activities"].append((keys.get(iid), kind, _json(data)))
         outbox = []
-        for key, task, args in s.execute(select(Outbox.key, Outbox.task, Outbox.args).order_by(Outbox.key)):
+        for key, task, args in s.execute(select(Outbox.key, Outbox.task, Outbox.args)):
             if "rep_id" in args:
                 args = {**args, "rep_id": reps.get(args["rep_id"])}
+            if key.startswith("rep.notify:"):  # rep.notify:<kind>:<follower id>:<crossing>
+                kind, fid, crossing = key.split(":", 3)[1:]
+                key = args["key"] = f"rep.notify:{kind}:{openid.get(int(fid), fid)}:{crossing}"
             outbox.append((key, task, _json(args)))
+        outbox.sort()
         applied = select(Interaction.dedup_key, Interaction.applied_at.is_not(None), Interaction.apply_error)
         return {
             "followers": out,

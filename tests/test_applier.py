@@ -192,7 +192,7 @@ def test_any_batches_and_crashes_equal_one_by_one(dbs, events, schedule):
 
 
 @pytest.mark.parametrize("rollback", ["poison in the batch", "transient database error"])
-def test_a_rolled_back_batch_retried_in_process_keeps_new_tags(dbs, rollback):
+def test_a_rolled_back_batch_retried_in_process_keeps_new_tags(dbs, rollback, refuse_tags):
     """The applier retries a rolled-back batch in the same process in two cases: a poison interaction (the batch
     is applied again one interaction at a time) and a transient database error (serve() backs off and retries).
     Tags first created in the rolled-back transaction must still be added on the retry: scrm.tags remembers tag
@@ -204,7 +204,7 @@ def test_a_rolled_back_batch_retried_in_process_keeps_new_tags(dbs, rollback):
         s.text("o-poison", POISON_TEXT)
     db = dbs.fresh("subject")
     kit.load(db, POISON_BOOK)
-    kit.refuse_tags(db, POISON_TAG)
+    refuse_tags(db, POISON_TAG)
     kit.record(db, s.events)
     if rollback == "poison in the batch":
         assert drain(db).failed == 1
@@ -229,16 +229,30 @@ POISON_TEXT = "take poison"
 POISON_TAG = "wants:poison"
 
 
+@pytest.fixture
+def refuse_tags():
+    """kit.refuse_tags, undone after the test."""
+    installed = []
+
+    def install(db, pattern: str) -> None:
+        kit.refuse_tags(db, pattern)
+        installed.append(db)
+
+    yield install
+    for db in installed:
+        kit.allow_tags(db)
+
+
 def flask(app, runner, *args: str):
     """`flask <args>` in-process; the app context is pushed as the `flask` command itself pushes it."""
     with app.app_context():
         return runner.invoke(args=list(args))
 
 
-def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runner, auth_headers):
+def test_poison_interaction_is_marked_failed_and_blocks_nobody(app, client, runner, auth_headers, refuse_tags):
     db = app.extensions["welead"].db
     kit.load(db, POISON_BOOK)
-    kit.refuse_tags(db, POISON_TAG)
+    refuse_tags(db, POISON_TAG)
     warm = kit.Script()  # followers and tags that exist before the poison batch
     for o in ("o-warm", "o-other", "o-later"):
         warm.subscribe(o)

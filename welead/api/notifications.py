@@ -12,7 +12,7 @@ from scrm.notices import KINDS
 from scrm.notification_models import ALREADY_SENT, ERROR, EXPIRED, QUEUED, SKIPPED, W_SENT
 from welead.api import bp
 from welead.api.access import allow, answers, bounded, principal
-from welead.api.schemas import IDS, MAX_ID, opt, req
+from welead.api.schemas import IDS, INT4_MAX, MAX_ID, opt, req
 
 WELCOME_STATUSES = (QUEUED, "sending", W_SENT, ALREADY_SENT, EXPIRED, SKIPPED, ERROR, "unknown")
 
@@ -20,7 +20,7 @@ WELCOME_STATUSES = (QUEUED, "sending", W_SENT, ALREADY_SENT, EXPIRED, SKIPPED, E
 class NotificationArgs(Schema):
     rep = Integer(
         load_default=None,
-        metadata={"description": "a rep id (a rep token sees its own only)", "minimum": 1, "maximum": MAX_ID},
+        metadata={"description": "a rep id (a rep token sees its own only)", "minimum": 1, "maximum": INT4_MAX},
     )
     state = String(load_default=None, validate=OneOf(notifications.STATES))
     kind = String(load_default=None, validate=OneOf(KINDS))
@@ -65,7 +65,7 @@ def _scoped_rep(asked: int | None) -> int | None:
 def list_notifications(args: dict):
     after, limit = bounded(args["after"], 0, MAX_ID, "after"), bounded(args["limit"], 1, 500, "limit")
     if args["rep"] is not None:
-        bounded(args["rep"], 1, MAX_ID, "rep")
+        bounded(args["rep"], 1, INT4_MAX, "rep")
     with services().db.sessions() as session:
         items = notifications.page(session, _scoped_rep(args["rep"]), args["state"], args["kind"], after, limit)
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}

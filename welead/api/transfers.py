@@ -21,13 +21,13 @@ from scrm.models import Rep
 from tasks.queue import push
 from welead.api import bp
 from welead.api.access import allow, answers, bounded, principal
-from welead.api.schemas import MAX_ID, StrictBoolean, opt, req
+from welead.api.schemas import INT4_MAX, MAX_ID, StrictBoolean, opt, req
 
 MANAGERS, READERS = ("marketer",), ("marketer", "rep")
 
 
 class TransferArgs(Schema):
-    rep = Integer(load_default=None, validate=Range(0, MAX_ID), metadata={"description": "moves from or to this rep"})
+    rep = Integer(load_default=None, validate=Range(0, INT4_MAX), metadata={"description": "moves from or to this rep"})
     state = String(load_default=None, validate=OneOf(STATES))
     cause = String(load_default=None, validate=OneOf(CAUSES))
     openid = String(load_default=None, validate=Length(1, 64), metadata={"description": "one lead's moves"})
