@@ -49,8 +49,11 @@ def wechat(settings, redis_server) -> Iterator[tuple[str, SandboxControl]]:
     side = create_app(settings.replace(redis_url=redis_server.url))
     control = SandboxControl(redis.Redis.from_url(redis_server.url))
     control.reset()
-    with serve(side) as base:
-        yield base, control
+    try:
+        with serve(side) as base:
+            yield base, control
+    finally:  # its pooled connections closed now, not by the garbage collector in some later test
+        side.extensions["welead"].close()
 
 
 @pytest.fixture
