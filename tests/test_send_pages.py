@@ -59,7 +59,8 @@ def test_two_claimers_split_a_page(app, client, auth_headers):
 
     with app.app_context():
         fan_out(1)
-        ids = [d.id for d in svc(app).db.sessions().__enter__().scalars(select(Delivery).order_by(Delivery.id))]
+        with svc(app).db.sessions() as s:
+            ids = list(s.scalars(select(Delivery.id).order_by(Delivery.id)))
         from foundation.clock import utcnow
 
         with svc(app).db.transaction() as s:
