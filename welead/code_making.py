@@ -10,19 +10,17 @@ twice. Refusals are rep_codes.CodeFailure: 422 for a member WeCom does not accep
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
-
-import redis
 
 from foundation.clock import iso, utcnow
 from foundation.services import services
 from scrm import outbox, team_codes
 from wechat.api import OAClient, WeComClient
 from wechat.errors import NotSent, Unknown, WeChatAPIError, WeChatError
-from welead.rep_codes import MEMBER_PROBLEMS, CodeFailure
+from welead.rep_codes import MEMBER_PROBLEMS, CodeFailure, CodeLock
 
-LOCK, LOCK_SECONDS = "welead:team-codes:", 60
+LOCK = "welead:team-codes:"  # + code id
+BUSY = "this team code is being made by another request: ask again in a moment"
 SYNCED_BY_EDIT = ("members", "backup_rep_id", "active")
 log = logging.getLogger(__name__)
 
@@ -63,7 +61,7 @@ def read(code_id: int) -> dict[str, Any]:
 
 def make(code_id: int) -> bool:
     """Make what is missing under the code's lock; whether anything was made."""
-    with _Locked(code_id):
+    with CodeLock(f"{LOCK}{code_id}", BUSY):
         return _make_oa(code_id) | _make_wecom(code_id)
 
 
@@ -129,25 +127,3 @@ def failure_for(api: str, exc: WeChatError) -> CodeFailure:
                            {"api": api, "errcode": None, "retryable": False})  # fmt: skip
     reason = "could not be reached" if isinstance(exc, NotSent) else "failed"
     return CodeFailure(502, f"{side} {reason} for {api}: {exc}", {"api": api, "errcode": None, "retryable": True})
-
-
-class _Locked:
-    """The code's Redis lock, or CodeFailure 409 while another request holds it; released only by its owner."""
-
-    def __init__(self, code_id: int) -> None:
-        self.key, self.token, self.conn = f"{LOCK}{code_id}", secrets.token_hex(8), services().redis_slow
-
-    def __enter__(self) -> None:
-        try:
-            taken = self.conn.set(self.key, self.token, nx=True, ex=LOCK_SECONDS)
-        except redis.RedisError as exc:
-            raise CodeFailure(503, f"Redis is unavailable, codes cannot be made now: {exc}") from None
-        if not taken:
-            raise CodeFailure(409, "this team code is being made by another request: ask again in a moment")
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if self.conn.get(self.key) == self.token.encode():
-                self.conn.delete(self.key)
-        except redis.RedisError:
-            log.warning("could not release %s: it expires in %s s", self.key, LOCK_SECONDS)

@@ -54,7 +54,7 @@ def ensure(rep_id: int) -> tuple[dict[str, Any], bool]:
         code = personal_codes.find(session, rep_id)
     if personal_codes.complete(code):
         return personal_codes.describe(code, rep_id), False
-    with _locked(rep_id):
+    with CodeLock(f"{LOCK}{rep_id}", "this rep's codes are being made by another request: ask again in a moment"):
         made = _make_missing(rep_id)
     with db.sessions() as session:
         return personal_codes.describe(personal_codes.find(session, rep_id), rep_id), made
@@ -112,11 +112,12 @@ def failure_for(api: str, exc: WeChatError, rep) -> CodeFailure:
     return CodeFailure(502, f"{side} {reason} for {api}: {exc}", {"api": api, "errcode": None, "retryable": True})
 
 
-class _locked:
-    """Hold the per-rep Redis lock, or CodeFailure 409 when another request holds it; released only by its owner."""
+class CodeLock:
+    """Hold a Redis lock on the codes being made (`key`), or CodeFailure 409 with `busy` when another request holds
+    it; released only by its owner. Rep codes and team codes each lock their own keys."""
 
-    def __init__(self, rep_id: int) -> None:
-        self.key, self.token = f"{LOCK}{rep_id}", secrets.token_hex(8)
+    def __init__(self, key: str, busy: str) -> None:
+        self.key, self.busy, self.token = key, busy, secrets.token_hex(8)
         self.conn = services().redis_slow
 
     def __enter__(self) -> None:
@@ -125,7 +126,7 @@ class _locked:
         except redis.RedisError as exc:
             raise CodeFailure(503, f"Redis is unavailable, codes cannot be made now: {exc}") from None
         if not taken:
-            raise CodeFailure(409, "this rep's codes are being made by another request: ask again in a moment")
+            raise CodeFailure(409, self.busy)
 
     def __exit__(self, *exc: object) -> None:
         try:
