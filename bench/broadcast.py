@@ -286,7 +286,7 @@ def send_run(args: argparse.Namespace, workdir: Path, redis_url: str, co: Checko
 def enqueue_run(args: argparse.Namespace, workdir: Path, redis_url: str, co: Checkout, tag: str) -> dict:
     db, env = prepare(args, workdir, f"enq_{co.name}_{tag}", args.database_url or "", args.enqueue_followers)
     env.update(WECHAT_API_BASE="http://127.0.0.1:9/sandbox/oa/cgi-bin/", REDIS_URL=redis_url,
-               PYTHONPATH=str(co.path))  # nothing is sent: no worker runs  # fmt: skip
+               WELEAD_SEND_RATE=str(args.rate), PYTHONPATH=str(co.path))  # nothing is sent: no worker runs  # fmt: skip
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
     try:
@@ -348,7 +348,8 @@ def report(args: argparse.Namespace, send: dict[str, list[dict]], enqueue: dict[
           f"thread(s){pinned}")  # fmt: skip
     table("send", SEND_ROWS, send, args)
     if args.enqueue_followers:
-        table(f"enqueue only: {args.enqueue_followers:,} followers", ENQUEUE_ROWS, enqueue, args)
+        title = f"enqueue only: {args.enqueue_followers:,} followers, configured {args.rate}/s (the send jobs' size)"
+        table(title, ENQUEUE_ROWS, enqueue, args)
     for name, run in profiled.items():
         print_phases(name, run["phases"], run["sent"])
     print(json.dumps({"send": send, "enqueue": enqueue}, default=str))

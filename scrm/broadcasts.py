@@ -26,7 +26,7 @@ from scrm.guards import SendRules
 from scrm.message_templates import MASS, Library, TemplateError, render
 from scrm.models import Follower
 
-PAGE = 1000  # followers read and inserted per fan-out transaction
+PAGE = 5000  # followers read and inserted per fan-out transaction (a commit costs more than 1,000 rows)
 MASS_BATCH = 10_000  # openids per mass-send call (WeChat's maximum); mass calls are few a day
 RENDER_SAMPLE = 200  # followers a new broadcast's template is rendered for before anything is created
 
