@@ -38,17 +38,15 @@ def make_engine(url: str, *, immediate: bool = True, name: str = "welead") -> En
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
 
 
+SQLITE_PRAGMAS = ["journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"]
+
+
 def _sqlite_connect(dbapi_conn, _record) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: several processes write, and a deferred transaction
     # that upgrades to a writer mid-way fails with "database is locked" instead of waiting.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "busy_timeout=30000",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-    ):
+    for pragma in SQLITE_PRAGMAS:
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
