@@ -58,7 +58,10 @@ def _miss(visit: Visit, bot: dict[str, Any]) -> None:
     row = {"interaction_id": visit.interaction_id, "openid": visit.event.openid, "text": text,
            "norm": fold(faq_match.normalise(text))[:512], "faq_version": bot.get("faq_version"),
            "score": bot.get("score"), "at": visit.event.at}  # fmt: skip
-    visit.session.execute(insert_ignore(visit.session, FaqMiss, ["interaction_id"]), row)
+    if visit.shared is not None:
+        visit.shared.insert_later(FaqMiss, ("interaction_id",), row)
+    else:
+        visit.session.execute(insert_ignore(visit.session, FaqMiss, ["interaction_id"]), row)
 
 
 def _handoff(visit: Visit, bot: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ class Shared:
         self.queued: dict[str, dict[str, Any]] = {}  # outbox rows by key (or a unique stand-in), not written yet
         self.outbox_ids: list[int] = []
         self.fired: dict[tuple[int, str, float], datetime] = {}  # thresholds the batch disarmed, not written yet
+        self.rows: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}  # insert_later's, by table
 
     def ledger(self, follower_id: int) -> Ledger:
         found = self.ledgers.get(follower_id)
@@ -67,6 +68,11 @@ class Shared:
         self.queued.setdefault(slot, {"task": task, "args": args, "key": key, "created_at": now, "run_after": None,
                                       "attempts": 0})  # fmt: skip
 
+    def insert_later(self, model: Any, unique: tuple[str, ...], row: dict[str, Any]) -> None:
+        """A row of an effect's own table, written with the batch in one statement per table; a row whose `unique`
+        key exists already (a re-applied interaction) is skipped."""
+        self.rows.setdefault((model, unique), []).append(row)
+
     def flush(self) -> None:
         """Write what the batch's runs left pending: tags, outbox rows, score events and totals, timeline rows."""
         conn = self.session.connection()
@@ -86,3 +92,6 @@ class Shared:
         if self.notes:
             conn.execute(insert(Activity.__table__), self.notes)
             self.notes = []
+        for (model, unique), rows in self.rows.items():
+            conn.execute(insert_ignore(self.session, model, list(unique)), rows)
+        self.rows = {}
