@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 MAX_BODY = 256 * 1024  # bytes of a response read: a chat completion of a few hundred characters is a few KiB
 CHUNK = 1024
@@ -48,19 +48,20 @@ def complete(settings: Any, messages: list[dict[str, str]], max_chars: int) -> s
 
 
 def _read(r: requests.Response, deadline: float) -> bytes:
-    """The body, refused once it outgrows MAX_BODY or the budget (a server trickling bytes is cut off too)."""
+    """The body as it arrives, refused once it outgrows MAX_BODY or the budget: a server trickling bytes is cut off
+    at the first piece past the deadline (each wait for a piece is bounded by the read timeout)."""
     out = bytearray()
     try:
-        for chunk in r.iter_content(CHUNK):
+        while chunk := r.raw.read1(CHUNK):
             out += chunk
             if len(out) > MAX_BODY:
                 raise ModelError("garbage", f"response over {MAX_BODY} bytes")
             if time.monotonic() > deadline:
-                raise requests.Timeout("the budget ran out while reading")
-    except requests.ConnectionError as exc:  # requests reports a read timeout in the body as a ConnectionError
-        if exc.args and isinstance(exc.args[0], ReadTimeoutError):
-            raise requests.Timeout(str(exc)) from exc
-        raise
+                raise ModelError("timeout", "the budget ran out while the answer was arriving")
+    except ReadTimeoutError as exc:
+        raise ModelError("timeout", "the answer stopped arriving") from exc
+    except (ProtocolError, OSError) as exc:
+        raise ModelError("http", f"the answer was cut: {exc}"[:200]) from exc
     return bytes(out)
 
 
