@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 from sqlalchemy import select
 
@@ -250,3 +251,35 @@ def decision_row_id(app, openid: str) -> int:
 
     with svc(app).db.sessions() as s:
         return s.scalar(select(Interaction.id).where(Interaction.openid == openid, Interaction.kind == "text"))
+
+
+def test_a_voice_question_is_asked_by_its_recognition(client, app, llm):
+    follower(client, "o-voice")
+    r = post(client, "voice", openid="o-voice", recognition="你们怎么收费", msg_id=next(_ids))
+    assert r.get_data(as_text=True) == "success"
+    run_worker(app, burst=True)
+    assert sent_texts(app) == [("o-voice", GOOD)]
+    assert "你们怎么收费" in llm.requests[0]["body"]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize("text", ["价格" * 1000, "怎么收费]]><xml>", "😀😀😀", "", "ｐｒｉｃｅ 多少钱？"])
+def test_hostile_questions_with_the_model_on(client, app, llm, text):
+    svc(app).settings = svc(app).settings.replace(llm_consider=0.0)  # whatever shares a word with an entry
+    follower(client, "o-bad")
+    xml = ask(client, app, "o-bad", text)
+    assert xml == "success" or content(xml)
+    if len(text) > 500:
+        assert llm.requests
+    for req in llm.requests:  # what reached the model: the question cut to what the bot matches
+        question = req["body"]["messages"][1]["content"].split("用户的问题：", 1)[1]
+        assert len(question) <= 500
+    assert all(t for _, t in sent_texts(app))
+
+
+def test_redis_down_in_the_request_still_defers_and_answers(client, app, llm):
+    follower(client, "o-down")
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2)
+    svc(app).__dict__["redis"] = dead  # the request's Redis (conversation state, hints); jobs use their own
+    assert ask(client, app, "o-down", "你们怎么收费的？") == "success"
+    assert decision(app, "o-down")["bot"]["stateless"] is True
+    assert sent_texts(app) == [("o-down", GOOD)]
