@@ -38,6 +38,19 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}: must be between {minimum:g} and {maximum:g}, got {value:g}")
+    return value
+
+
 def _str(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
 
@@ -80,6 +93,23 @@ def _base(name: str, default: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def _llm() -> dict[str, Any]:
+    """The language-model settings; LLM_MODEL is required once LLM_API_BASE turns the feature on."""
+    base = _str("LLM_API_BASE").rstrip("/")
+    model = _str("LLM_MODEL")
+    if base and not model:
+        raise ConfigError("LLM_MODEL: required when LLM_API_BASE is set (the model name the endpoint serves)")
+    if base and not base.startswith(("http://", "https://")):
+        raise ConfigError(f"LLM_API_BASE: expected an http(s) URL, got {base!r}")
+    max_chars = _int("LLM_MAX_CHARS", 500, 20)
+    if max_chars > 680:  # a customer-service text is at most 2,048 bytes: 680 CJK characters
+        raise ConfigError(f"LLM_MAX_CHARS: at most 680 (WeChat's 2,048-byte text), got {max_chars}")
+    return {"llm_api_base": base, "llm_model": model, "llm_api_key": _str("LLM_API_KEY"),
+            "llm_timeout": _float("LLM_TIMEOUT", 8.0, 0.5, 60.0),
+            "llm_consider": _float("LLM_CONSIDER", 0.15, 0.0, 1.0),
+            "llm_max_chars": max_chars}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = ""
@@ -105,6 +135,13 @@ class Settings:
     http_timeout: int = 5
     log_level: str = "INFO"  # WeLead's own loggers; RQ's per-job chatter only at DEBUG (welead.app.configure_logging)
     lead_pool_days: int = 0  # leads whose owner has not acted for this many days are reassigned (0: off; docs/reps.md)
+    # Language-model answers (docs/chatbot.md): an OpenAI-compatible endpoint; off while llm_api_base is empty.
+    llm_api_base: str = ""  # LLM_API_BASE, e.g. http://127.0.0.1:11434/v1 (POST {base}/chat/completions)
+    llm_model: str = ""  # LLM_MODEL: required when the base is set
+    llm_api_key: str = ""  # LLM_API_KEY: sent as a bearer token when set
+    llm_timeout: float = 8.0  # LLM_TIMEOUT: seconds the model has for one answer, connect to last byte
+    llm_consider: float = 0.15  # LLM_CONSIDER: FAQ confidence from which a question goes to the model
+    llm_max_chars: int = 500  # LLM_MAX_CHARS: a longer answer is refused (the FAQ's goes out instead)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -144,7 +181,13 @@ class Settings:
             http_timeout=_int("WELEAD_HTTP_TIMEOUT", 5, 1),
             log_level=_level("WELEAD_LOG_LEVEL", "INFO"),
             lead_pool_days=_int("WELEAD_LEAD_POOL_DAYS", 0, 0),
+            **_llm(),
         )
+
+    @property
+    def llm_on(self) -> bool:
+        """Whether questions may be answered by the language model (LLM_API_BASE set)."""
+        return bool(self.llm_api_base)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

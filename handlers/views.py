@@ -22,6 +22,7 @@ from foundation.telemetry import CALLBACK_SECONDS, CALLBACKS
 from handlers.dispatch import to_event
 from scrm.accept import Accepted, accept
 from scrm.applier import wake
+from scrm.chatbot_llm import Policy
 from wechat.envelope import Endpoint, Rejected, open_callback, seal_reply, verify_echo
 from wechat.inbound import Inbound
 from wechat.replies import Article, Reply, render
@@ -86,7 +87,7 @@ def _callback(ep: Endpoint) -> tuple[Response, str]:
 def _answer(ep: Endpoint, msg: Inbound, encrypted: bool, args: dict[str, str]) -> Response:
     svc = services()
     try:
-        accepted = accept(svc.db, to_event(msg), _conversations(svc))
+        accepted = accept(svc.db, to_event(msg), _conversations(svc), Policy.of(svc.settings))
     except DBAPIError as exc:
         log.error("%s callback: database unavailable, WeChat will retry: %s", ep.channel, exc.__class__.__name__)
         return _text("database unavailable", 503)

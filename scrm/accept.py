@@ -17,6 +17,7 @@ from foundation.clock import utcnow
 from foundation.db import Database
 from foundation.sql import insert_ignore
 from scrm import chatbot
+from scrm.chatbot_llm import Policy
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
@@ -40,14 +41,15 @@ def shard(openid: str) -> int:
     return zlib.crc32(openid.encode("utf-8", "surrogatepass")) % SHARDS
 
 
-def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accepted:
+def accept(db: Database, event: Event, fast: redis.Redis | None = None, llm: Policy | None = None) -> Accepted:
     """Decide (reads only), then record in one short write transaction. `fast`: the Redis of the conversation
-    state (scrm.conversations; None or unreachable: the chatbot answers without state)."""
+    state (scrm.conversations; None or unreachable: the chatbot answers without state); `llm`: language-model
+    answers are on (scrm.chatbot_llm)."""
     now = utcnow()
     with db.lazy_reader() as conn:
         decision = decide(conn, event, now)  # type: ignore[arg-type]  # reads through the lazy connection
         stored = decision.as_json()
-        bot = chatbot.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # None: the playbook's reply stands
+        bot = chatbot.turn(conn, event, stored, fast, llm=llm)  # type: ignore[arg-type]  # None: the playbook's reply stands
         if bot is not None:
             stored = bot.decision
         row = _row(event, now, stored, decision.version)

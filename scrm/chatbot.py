@@ -25,8 +25,9 @@ import redis
 from sqlalchemy import Connection
 
 from foundation.clock import utcnow
-from scrm import conversations, faq_store
+from scrm import conversations, faq_store, handoff_kf
 from scrm.chatbot_config import BotConfig, config_of, fold
+from scrm.chatbot_llm import Policy, deferral
 from scrm.conversations import HANDOFF, State
 
 if TYPE_CHECKING:
@@ -56,18 +57,21 @@ def question(event: Event) -> str | None:
 
 
 def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: redis.Redis | None,
-         now: float | None = None) -> Turn | None:  # fmt: skip
-    """The bot's decision for `event` (None: not the bot's business, or no FAQ loaded: the playbook's stands)."""
+         now: float | None = None, llm: Policy | None = None) -> Turn | None:  # fmt: skip
+    """The bot's decision for `event` (None: not the bot's business, or no FAQ loaded: the playbook's stands).
+    `llm`: language-model answers are on (scrm.chatbot_llm): an answer may be deferred to a job."""
+    now = time.time() if now is None else now
+    if event.channel == "oa" and event.kind in handoff_kf.KF_EVENTS:
+        return _session_event(conn, event, decided, fast, now)
     text = question(event)
     if text is None:
         return None
     knowledge = faq_store.knowledge(conn, fast)
     if knowledge is None:
         return None
-    now = time.time() if now is None else now
     cfg = config_of(conn)
     state = conversations.load(fast, event.openid)
-    bot, reply, new = _decide(text, decided, knowledge, cfg, state, now)
+    bot, reply, new = _decide(text, decided, knowledge, cfg, state, now, llm)
     bot["faq_version"] = knowledge.version
     if state is None:
         bot["stateless"] = True
@@ -77,8 +81,17 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
     return Turn(out, new if state is not None and new != state else None, state)
 
 
+def _session_event(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: redis.Redis | None,
+                   now: float) -> Turn:  # fmt: skip
+    """A customer-service session taken, passed on or closed (scrm.handoff_kf); the playbook's decision stands."""
+    state = conversations.load(fast, event.openid)
+    bot, new = handoff_kf.step(event, state, config_of(conn), now)
+    return Turn({**(decided or {"rules": [], "reply": None}), "bot": bot}, new, state)
+
+
 def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge, cfg: BotConfig,
-            state: State | None, now: float) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
+            state: State | None, now: float,
+            llm: Policy | None = None) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
     current = state or conversations.BLANK
     probe = fold(text)
     if not probe and not text.strip():
@@ -94,11 +107,11 @@ def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge, 
         return _handoff(current, cfg, now, "asked")
     if decided and decided.get("reply"):
         return {"kind": "rule"}, decided["reply"], _reset(current)
-    return _answer(text, kb, cfg, current, now)
+    return _answer(text, kb, cfg, current, now, llm)
 
 
-def _answer(text: str, kb: faq_store.Knowledge, cfg: BotConfig, current: State,
-            now: float) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
+def _answer(text: str, kb: faq_store.Knowledge, cfg: BotConfig, current: State, now: float,
+            llm: Policy | None) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
     match = kb.index.ask(text[:MAX_ASK])
     facts = {"score": _num(match.score), "runner_up": match.runner_up, "runner_up_score": _num(match.runner_up_score)}
     if match.kind == "greeting":
@@ -106,13 +119,21 @@ def _answer(text: str, kb: faq_store.Knowledge, cfg: BotConfig, current: State,
     entry = kb.entries.get(match.entry_id) if match.kind == "answer" and match.entry_id else None
     if entry is not None:
         bot = {"kind": "answer", "entry": entry.id, **facts, "tags": list(entry.tags), "points": entry.points}
-        return bot, {"text": entry.answer}, _reset(current)
+        return _deferred(bot, {"text": entry.answer}, deferral(llm, match, kb.entries, entry.answer), _reset(current))
     misses = current.misses + 1
     if misses >= cfg.miss_streak:
         bot, reply, new = _handoff(current, cfg, now, "misses")
         return {**bot, "miss": True, "misses": misses, **facts}, reply, new
     bot = {"kind": "fallback", "miss": True, "misses": misses, "candidate": match.entry_id, **facts}
-    return bot, {"text": cfg.fallback}, State(misses=misses)
+    return _deferred(bot, {"text": cfg.fallback}, deferral(llm, match, kb.entries, cfg.fallback), State(misses=misses))
+
+
+def _deferred(bot: dict[str, Any], reply: dict[str, Any], defer: dict[str, Any] | None,
+              new: State) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
+    """The model answers later (a customer-service message): the passive reply is "success" meanwhile."""
+    if defer is None:
+        return bot, reply, new
+    return {**bot, "defer": defer}, None, new
 
 
 def _handoff(current: State, cfg: BotConfig, now: float, why: str) -> tuple[dict[str, Any], dict[str, Any], State]:

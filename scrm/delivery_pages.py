@@ -27,7 +27,7 @@ from scrm.models import Activity, Follower, FollowerTag, Tag
 _T = Delivery.__table__
 CLAIMED = (Delivery.id, Delivery.key, Delivery.follower_id, Delivery.openid, Delivery.channel, Delivery.template,
            Delivery.args, Delivery.broadcast_id, Delivery.in_doubt, Delivery.attempts,
-           Delivery.attempted_at)  # fmt: skip
+           Delivery.attempted_at, Delivery.source)  # fmt: skip
 _WRITE_BODY = (
     _T.update()
     .where(_T.c.id == bindparam("b_id"))

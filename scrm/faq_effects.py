@@ -4,7 +4,11 @@ the record matches what the follower was told whatever the FAQ says by now:
 - a miss (fallback, or the miss that handed over): a `faq_misses` row, once per interaction;
 - an answer: the `faq_answered` playbook trigger with the entry id, and the entry's tags and points;
 - a handoff: a `handoff` notice to the owner (or, for a lead nobody owns, the first rep on duty), whose card shows
-  the last messages, and a `handoff` timeline entry.
+  the last messages, and a `handoff` timeline entry;
+- an answer left to the language model (`defer`): one `chatbot.answer` outbox row, keyed by the interaction
+  (tasks/chatbot_answer.py sends it as a customer-service message);
+- a customer-service session (scrm.handoff_kf) that ended a handoff: a `handoff_ended` timeline entry; one a rep
+  opened while no handoff ran: a `handoff` entry (nobody is notified: the rep has the follower already).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from foundation.sql import insert_ignore
 from scrm import assignment, notices
 from scrm.chatbot_config import fold
 from scrm.faq_models import FaqMiss
+from scrm.handoff_kf import CLOSE, KF_EVENTS
 from scrm.notice_text import clip
 
 if TYPE_CHECKING:
@@ -43,6 +48,11 @@ def apply(visit: Visit) -> None:
         visit.signal("faq_answered", entry=str(bot["entry"]), score=bot.get("score"))
     elif kind == "handoff":
         _handoff(visit, bot)
+    elif kind in KF_EVENTS:
+        _session(visit, bot)
+    if isinstance(bot.get("defer"), dict):
+        iid = visit.interaction_id
+        visit.enqueue("chatbot.answer", {"interaction_id": iid}, key=f"chatbot.answer:{iid}")
 
 
 def _text(visit: Visit) -> str:
@@ -78,6 +88,14 @@ def _handoff(visit: Visit, bot: dict[str, Any]) -> None:
         notices.notify(visit, follower, on_duty[0], "handoff", visit.interaction_id, reason=reason + " (no owner)")
     else:
         log.info("handoff of %s: no owner and no rep on duty to tell", follower.openid)
+
+
+def _session(visit: Visit, bot: dict[str, Any]) -> None:
+    who = {"kf_account": bot.get("kf_account"), "by": visit.event.kind}
+    if visit.event.kind == CLOSE and bot.get("ended"):
+        visit.note("handoff_ended", who)
+    elif visit.event.kind != CLOSE and bot.get("started"):
+        visit.note("handoff", {**who, "why": "kf_session", "until": bot.get("until")})
 
 
 def award(run: Run, visit: Visit) -> None:

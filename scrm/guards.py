@@ -27,6 +27,9 @@ from scrm.models import Follower, Interaction
 MESSAGE_KINDS = ("text", "image", "voice", "video", "shortvideo", "location", "link")
 ACTION_KINDS = ("subscribe", "scan", "click", "scancode_push", "scancode_waitmsg")
 WENT_OUT = (SENDING, SENT, DELIVERED)
+# A delivery answering the follower's own question (the chatbot's model answer): a reply, not a message WeLead
+# chose to send, so quiet hours and the frequency cap do not hold it back, nor does it count against the cap.
+REPLY = "chatbot_answer"
 
 
 @dataclass(frozen=True)
@@ -161,15 +164,19 @@ def month_start(rules: SendRules, now: datetime) -> datetime:
     return first.astimezone(UTC).replace(tzinfo=None)
 
 
-def _counts(session: Session, follower_ids: list[int], channels: tuple[str, ...], since: datetime) -> dict[int, int]:
-    """Messages that went out to each follower since `since`, on these channels: one grouped query for a chunk."""
-    rows = session.execute(
+def _counts(
+    session: Session, follower_ids: list[int], channels: tuple[str, ...], since: datetime, replies: bool = True
+) -> dict[int, int]:
+    """Messages that went out to each follower since `since`, on these channels (`replies`: the bot's answers
+    too): one grouped query for a chunk."""
+    query = (
         select(Delivery.follower_id, func.count())
         .where(Delivery.follower_id.in_(follower_ids), Delivery.sent_at >= since)
         .where(Delivery.channel.in_(channels), Delivery.state.in_(WENT_OUT))
-        .group_by(Delivery.follower_id)
     )
-    return {fid: int(n) for fid, n in rows}
+    if not replies:
+        query = query.where(Delivery.source != REPLY)
+    return {fid: int(n) for fid, n in session.execute(query.group_by(Delivery.follower_id))}
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ def history(
     since = now - timedelta(hours=rules.freq_window_hours)
     capped = rules.freq_cap and not set(channels).isdisjoint((TEMPLATE, CUSTOM))
     return History(
-        recent=_counts(session, follower_ids, (TEMPLATE, CUSTOM), since) if capped else {},
+        recent=_counts(session, follower_ids, (TEMPLATE, CUSTOM), since, replies=False) if capped else {},
         mass=_counts(session, follower_ids, (MASS,), month_start(rules, now)) if MASS in channels else {},
     )
 
@@ -241,6 +248,8 @@ def check(
             return Verdict(
                 SKIPPED, "mass_quota", f"{used} mass messages this month (WeChat allows {rules.mass_per_month})"
             )
+    if delivery.source == REPLY:
+        return None
     if rules.freq_cap and delivery.channel in (TEMPLATE, CUSTOM):
         sent = past.recent.get(follower.id, 0)
         if sent >= rules.freq_cap:

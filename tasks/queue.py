@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 QUEUE = "default"
 HIGH = "high"  # ahead of everything on "default" (broadcast batches): work with a deadline, e.g. welcome messages
 QUEUES = (HIGH, QUEUE)  # what a worker listens to, in order: RQ takes from the first queue that has a job
-PRIORITY_TASKS = frozenset({"welcome.send"})  # outbox tasks whose jobs go on HIGH (tasks.outbox.urgent finds them)
+PRIORITY_TASKS = frozenset({"welcome.send", "chatbot.answer"})  # on HIGH (tasks.outbox.urgent finds them);
+# chatbot.answer: a follower is waiting for it
 JOB_PREFIX = "outbox-"
 
 

@@ -40,6 +40,9 @@ OA_EVENTS = {
     "location-event": "LOCATION",
     "template-status": "TEMPLATESENDJOBFINISH",
     "mass-status": "MASSSENDJOBFINISH",
+    "kf-create": "kf_create_session",  # customer-service sessions: a rep took, closed or passed on the follower
+    "kf-close": "kf_close_session",
+    "kf-switch": "kf_switch_session",
 }
 OA_MESSAGES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
 WECOM_CHANGES = {
@@ -56,8 +59,9 @@ OPTIONS = frozenset({
     "openid", "create_time", "scene", "ticket", "key", "url", "latitude", "longitude", "precision", "scale", "label",
     "content", "msg_id", "media_id", "pic_url", "format", "recognition", "thumb_media_id", "title", "description",
     "status", "total_count", "sent_count", "error_count", "userid", "external_userid", "state", "welcome_code",
-    "agent_id", "to_user", "timestamp", "nonce",
+    "agent_id", "to_user", "timestamp", "nonce", "kf_account", "to_kf_account",
 })  # fmt: skip
+DEFAULT_KF_ACCOUNT = "kf2001@welead_sandbox"  # customer-service accounts are <prefix>@<the account's WeChat id>
 
 _last_msg_id = 0
 
@@ -141,6 +145,11 @@ def _mass_status(o: Fields) -> Fields:
     }
 
 
+def _kf_switch(o: Fields) -> Fields:
+    return {"FromKfAccount": o.get("kf_account") or DEFAULT_KF_ACCOUNT,
+            "ToKfAccount": o.get("to_kf_account") or "kf2002@welead_sandbox"}  # fmt: skip
+
+
 OA_EVENT_FIELDS: dict[str, Callable[[Fields], Fields]] = {
     "subscribe": _subscribe,
     "unsubscribe": lambda o: {"EventKey": ""},
@@ -150,6 +159,9 @@ OA_EVENT_FIELDS: dict[str, Callable[[Fields], Fields]] = {
     "location-event": _location_event,
     "template-status": _template_status,
     "mass-status": _mass_status,
+    "kf-create": lambda o: {"KfAccount": o.get("kf_account") or DEFAULT_KF_ACCOUNT},
+    "kf-close": lambda o: {"KfAccount": o.get("kf_account") or DEFAULT_KF_ACCOUNT},
+    "kf-switch": _kf_switch,
 }
 
 OA_MESSAGE_FIELDS: dict[str, Callable[[Fields], Fields]] = {
@@ -285,8 +297,8 @@ def build_callback(kind: str, settings: WeChatSettings, **options: Any) -> tuple
 
     Options: openid, create_time, timestamp, nonce, scene, ticket, key, url, content, msg_id, status, total_count,
     sent_count, error_count, latitude, longitude, precision, scale, label, media_id, pic_url, format, recognition,
-    thumb_media_id, title, description, userid, external_userid, state, welcome_code, agent_id, to_user
-    (see docs/sandbox.md).
+    thumb_media_id, title, description, userid, external_userid, state, welcome_code, agent_id, to_user,
+    kf_account, to_kf_account (see docs/sandbox.md).
     """
     timestamp = str(options.pop("timestamp", None) or int(time.time()))
     nonce = str(options.pop("nonce", None) or _nonce())

@@ -91,6 +91,8 @@ def _show_answer(response: requests.Response, channel: Channel) -> None:
 @click.option("--external-userid", help="WeCom external contact id.")
 @click.option("--state", help="WeCom contact-way state.")
 @click.option("--welcome-code")
+@click.option("--kf-account", help="kf-create / kf-close: KfAccount; kf-switch: FromKfAccount.")
+@click.option("--to-kf-account", help="kf-switch: ToKfAccount, the account taking the session over.")
 @click.option("--url", "server", help="WeLead base URL (default: the configured public URL).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="HTTP timeout in seconds.")
 @click.option("--show", is_flag=True, help="Also print the query and the body sent.")
