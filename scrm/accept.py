@@ -62,6 +62,13 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accep
     return Accepted(new, stored)
 
 
+def record(db: Database, event: Event, decision: dict[str, Any] | None) -> int | None:
+    """The one insert of an interaction decided outside a callback (an H5 form sent); None: recorded before."""
+    with db.write() as conn:
+        row = _row(event, utcnow(), decision, None)
+        return conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
+
+
 def _row(event: Event, now: Any, decision: dict[str, Any] | None, version: int | None) -> dict[str, Any]:
     return {
         "dedup_key": event.dedup_key,
