@@ -218,7 +218,14 @@ def _form(state: State, text: str, now: float) -> Step:
     answers = {**(state.fields.get("a") or {}), field.name: value}
     if at + 1 >= len(spec):
         fields = state.fields
-        submitted = {"event": fields.get("e"), "booth": fields.get("b"), "fields": answers, "via": "chat"}
+        kinds = {f.name: f.kind for f in spec}
+        submitted = {
+            "event": fields.get("e"),
+            "booth": fields.get("b"),
+            "fields": answers,
+            "kinds": kinds,
+            "via": "chat",
+        }
         return Step({"text": lines["done"]}, conversations.stop(state), {**note, "ok": True, "submitted": submitted})
     moved = replace(state, step=at + 1, fields={**state.fields, "a": answers, "x": 0})
     return Step({"text": spec[at + 1].prompt}, moved, {**note, "ok": True})

@@ -52,7 +52,7 @@ def event_info(conn: Connection, slug: str, now: float | None = None) -> EventIn
     hit = cache.get(slug)
     if hit is not None and now - hit[0] < TTL:
         return hit[1]
-    found = _read(conn, slug)
+    found = read_event(conn, slug)
     if len(cache) >= MAX_CACHED:
         cache.clear()
     cache[slug] = (now, found)
@@ -68,7 +68,8 @@ def forget(slug: str | None = None) -> None:
             cache.pop(slug, None)
 
 
-def _read(conn: Connection, slug: str) -> EventInfo | None:
+def read_event(conn: Connection, slug: str) -> EventInfo | None:
+    """The event as stored now (the applier reads it fresh: no cache)."""
     rows = conn.execute(_EVENT, {"slug": slug}).all()
     if not rows:
         return None

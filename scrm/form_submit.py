@@ -63,10 +63,11 @@ def check(form: Form, posted: dict[str, str]) -> tuple[dict[str, str], dict[str,
     return answers, errors
 
 
-def record(db: Database, ticket: FormTicket, answers: dict[str, str], nonce: str) -> int | None:
+def record(db: Database, ticket: FormTicket, form: Form, answers: dict[str, str], nonce: str) -> int | None:
     """The submission's interaction; the same page sent twice (`nonce`: one per page shown) is recorded once."""
     raw = f"h5form\x00{ticket.openid}\x00{ticket.event}\x00{ticket.booth}\x00{nonce[:64]}"
-    submitted = {"event": ticket.event, "booth": ticket.booth, "fields": answers, "via": "h5"}
+    kinds = {f.name: f.kind for f in form.fields}
+    submitted = {"event": ticket.event, "booth": ticket.booth, "fields": answers, "kinds": kinds, "via": "h5"}
     event = Event(channel="oa", kind=KIND, openid=ticket.openid, dedup_key=hashlib.sha1(raw.encode()).hexdigest(),
                   created=int(time.time()), payload={"via": "h5"})  # fmt: skip
     return accept.record(db, event, {"rules": [], "reply": None, "submitted": submitted})
