@@ -105,7 +105,7 @@ def _booth_form(conn: Connection, event: Event, slug: str, booth: str, decided: 
     url = _link(event.openid, slug, booth)
     direct = form.start == "direct" and state is not None and not reply.get("articles")
     offer_text = event_forms.first_prompt(form) if direct else (form.line("offer") if state is not None else "")
-    reply = _with_offer(reply, offer_text, url)
+    reply = _with_offer(reply, offer_text, url, direct)
     if reply is None:
         return None
     new = event_forms.started(state, form, slug, booth, now, offer=not direct) if state is not None else None
@@ -114,14 +114,16 @@ def _booth_form(conn: Connection, event: Event, slug: str, booth: str, decided: 
     return Turn(out, new, state)
 
 
-def _with_offer(reply: dict[str, Any], text: str, url: str | None) -> dict[str, Any] | None:
+def _with_offer(reply: dict[str, Any], text: str, url: str | None, direct: bool) -> dict[str, Any] | None:
     """The booth reply with the offer: a line of text (and the link), or one more article for a news reply."""
     if reply.get("articles"):
         if url is None or len(reply["articles"]) >= 8:
             return reply
         article = {"title": "留下联系方式", "description": text or "点击在线填写", "url": url, "image": ""}
         return {**reply, "articles": [*reply["articles"], article]}
-    lines = [line for line in (reply.get("text", ""), text, LINK_LINE.format(url=url) if url else "") if line]
+    link = LINK_LINE.format(url=url) if url else ""
+    parts = (reply.get("text", ""), link, text) if direct else (reply.get("text", ""), text, link)  # a question last
+    lines = [line for line in parts if line]
     return {**reply, "text": "\n\n".join(lines)} if lines else None
 
 
