@@ -6,19 +6,18 @@ so a flood of scans of a bad code costs one read per process and period.
 
 from __future__ import annotations
 
-import json
 import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, column, select, table
+from sqlalchemy import Connection, bindparam, select
+
+from scrm.event_models import Booth, Event, EventStaff
 
 TTL = 10.0
 MAX_CACHED = 256
-_E = table("events", column("id"), column("slug"), column("name"), column("form"), column("ends_at"))
-_B = table("booths", column("id"), column("event_id"), column("slug"), column("name"))
-_S = table("event_staff", column("id"), column("event_id"), column("openid"), column("name"), column("rep_id"))
+_E, _B, _S = Event.__table__, Booth.__table__, EventStaff.__table__
 _EVENT = (
     select(_E.c.id, _E.c.name, _E.c.form, _B.c.slug, _B.c.id, _B.c.name)
     .select_from(_E.outerjoin(_B, _B.c.event_id == _E.c.id))
@@ -75,16 +74,7 @@ def read_event(conn: Connection, slug: str) -> EventInfo | None:
         return None
     first = rows[0]
     booths = {r[3]: (int(r[4]), r[5] or r[3]) for r in rows if r[3] is not None}
-    return EventInfo(int(first[0]), slug, first[1] or slug, _json(first[2]), booths)
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
+    return EventInfo(int(first[0]), slug, first[1] or slug, first[2], booths)
 
 
 def staff_of(conn: Connection, event_id: int, openid: str) -> tuple[int, str] | None:

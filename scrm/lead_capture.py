@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Integer, String, column, func, select, table
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from foundation.db import Json
 from foundation.sql import insert_ignore
 from scrm import assign_effects, assignment, event_lookup, hours, notices, staff_duty
+from scrm.event_models import EventLead
 from scrm.form_submit import submitted_of
 from scrm.notice_text import clip
 
@@ -31,13 +30,10 @@ if TYPE_CHECKING:
     from scrm.ingest import Visit
 
 log = logging.getLogger(__name__)
-LEADS = table("event_leads", column("id", Integer), column("event_id", Integer), column("booth_id", Integer),
-              column("follower_id", Integer), column("fields", Json), column("name", String),
-              column("company", String), column("mobile", String), column("staff_id", Integer),
-              column("rep_id", Integer), column("interaction_id", Integer), column("at", DateTime))  # fmt: skip
-_LEADS = SimpleNamespace(__table__=LEADS)
+LEADS = EventLead.__table__
 _L = LEADS.c
-COLUMNS = {"name": ("name", 128), "company": ("company", 256), "mobile": ("mobile", 20)}  # by field kind
+COLUMNS = {"name": ("name", 128), "company": ("company", 128), "mobile": ("mobile", 16)}  # by field kind
+VIAS = ("chat", "h5")
 
 
 def apply(visit: Visit) -> None:
@@ -63,7 +59,7 @@ def captured(visit: Visit, submitted: dict[str, Any]) -> None:
     at = visit.event.at
     staff_id, rep_id, picked = route(visit.session, booth_id, at) if booth_id is not None else (None, None, False)
     row = _row(visit, info.id, booth_id, submitted, staff_id, rep_id, at)
-    visit.session.connection().execute(insert_ignore(visit.session, _LEADS, ["interaction_id"]), row)
+    visit.session.connection().execute(insert_ignore(visit.session, EventLead, ["interaction_id"]), row)
     _profile(visit, row)
     told = _tell(visit, rep_id, picked, info.name, str(booth or ""), row)
     note = {"event": slug, "booth": booth, "staff": staff_id, "rep": rep_id, "via": submitted.get("via"), "told": told}
@@ -76,7 +72,8 @@ def _row(visit: Visit, event_id: int, booth_id: int | None, submitted: dict[str,
     kinds = submitted.get("kinds") or {}
     row = {"event_id": event_id, "booth_id": booth_id, "follower_id": visit.follower.id if visit.follower else None,
            "fields": answers, "staff_id": staff_id, "rep_id": rep_id, "interaction_id": visit.interaction_id,
-           "at": at, "name": None, "company": None, "mobile": None}  # fmt: skip
+           "at": at, "name": None, "company": None, "mobile": None,
+           "via": submitted.get("via") if submitted.get("via") in VIAS else "chat"}  # fmt: skip
     for kind, (col, limit) in COLUMNS.items():
         names = [n for n, k in kinds.items() if k == kind] or [kind]
         value = next((answers[n] for n in names if answers.get(n)), None)

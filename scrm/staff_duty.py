@@ -14,20 +14,17 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Date, DateTime, Integer, String, and_, bindparam, column, insert, or_, select, table, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from scrm import hours
+from scrm.event_models import EventStaff, StaffDuty
 
 if TYPE_CHECKING:
     from scrm.ingest import Visit
 
 log = logging.getLogger(__name__)
-DUTY = table("staff_duty", column("id", Integer), column("staff_id", Integer), column("event_id", Integer),
-             column("booth_id", Integer), column("day", Date), column("on_at", DateTime),
-             column("off_at", DateTime))  # fmt: skip
-STAFF = table("event_staff", column("id", Integer), column("event_id", Integer), column("rep_id", Integer),
-              column("openid", String), column("userid", String), column("name", String))  # fmt: skip
+DUTY, STAFF = StaffDuty.__table__, EventStaff.__table__
 _D, _S = DUTY.c, STAFF.c
 _OPEN = and_(_D.staff_id == bindparam("staff"), _D.off_at.is_(None))
 

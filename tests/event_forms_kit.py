@@ -5,19 +5,19 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 from defusedxml import ElementTree
-from sqlalchemy import Integer, String, column, insert, select, table
+from sqlalchemy import select
 
-from foundation.db import Json
+from foundation.clock import utcnow
+from scrm.event_models import Booth, Event
 from scrm.lead_capture import LEADS
 from scrm.models import Interaction
 from scrm.staff_duty import DUTY
 from tests.helpers import post
 
-_E = table("events", column("id", Integer), column("slug", String), column("name", String), column("form", Json))
-_B = table("booths", column("id", Integer), column("event_id", Integer), column("slug", String), column("name", String))
 _msg = itertools.count(9_100_000)
 _clock = itertools.count(int(time.time()) - 50_000)
 
@@ -28,15 +28,18 @@ def svc(app):
 
 def make_event(app, slug: str = "expo", booths: tuple[str, ...] = ("A1", "A2"), form: Any = None) -> dict[str, int]:
     """An event with booths (slug → id), written as the events API would store them."""
+    now = utcnow()
     with svc(app).db.transaction() as s:
-        conn = s.connection()
-        event_id = conn.execute(
-            insert(_E).values(slug=slug, name=f"{slug} 2026", form=form).returning(_E.c.id)
-        ).scalar()
-        ids = {"event": event_id}
-        for booth in booths:
-            row = {"event_id": event_id, "slug": booth, "name": f"Booth {booth}"}
-            ids[booth] = conn.execute(insert(_B).values(**row).returning(_B.c.id)).scalar()
+        event = Event(slug=slug, name=f"{slug} 2026", starts_at=now - timedelta(hours=2),
+                      ends_at=now + timedelta(days=1), form=form)  # fmt: skip
+        s.add(event)
+        s.flush()
+        ids = {"event": event.id}
+        for slug_ in booths:
+            booth = Booth(event_id=event.id, slug=slug_, name=f"Booth {slug_}")
+            s.add(booth)
+            s.flush()
+            ids[slug_] = booth.id
     return ids
 
 

@@ -87,7 +87,7 @@ def submit() -> Any:
         return _page(token, ticket, info, form, values, errors), 422
     nonce = request.form.get("n", "") or secrets.token_hex(8)
     svc = services()
-    if form_submit.record(svc.db, ticket, answers, nonce) is not None:
+    if form_submit.record(svc.db, ticket, form, answers, nonce) is not None:
         with suppress(redis.RedisError, OSError):  # the applier polls the database anyway
             wake(svc.redis)
     return redirect(url_for(".done", t=token), 303)
