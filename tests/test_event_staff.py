@@ -16,6 +16,7 @@ from scrm.staff_duty import DUTY
 from tasks.worker import run_worker
 from tests.event_forms_kit import content, duties, fill, last_decision, leads, make_event, say, scan, svc
 from tests.messaging_kit import sandbox, with_messaging
+from welead.auth import issue
 
 ANSWERS = ("1", "王小明", "Acme", "13800138000")
 
@@ -188,3 +189,15 @@ def test_registering_again_updates_and_removing_keeps_the_leads(app, client, aut
     assert [lead["staff_id"] for lead in leads(app)] == [None]
     assert client.delete(f"/api/v1/events/expo/staff/{first['id']}", headers=auth_headers).status_code == 404
     assert content(scan(client, "o-again", "staff:expo:A1")) == event_turns.STAFF_ONLY
+
+
+def test_a_staff_token_lists_only_its_own_events_staff(app, client, auth_headers):
+    make_event(app)
+    make_event(app, "fair", ("B1",))
+    register(client, auth_headers, openid="o-s1")
+    with svc(app).db.transaction() as s:
+        token = issue(s, "booth-expo", "staff", subject="expo")
+    mine = {"Authorization": f"Bearer {token}"}
+    assert [s["openid"] for s in client.get("/api/v1/events/expo/staff", headers=mine).json["items"]] == ["o-s1"]
+    assert client.get("/api/v1/events/fair/staff", headers=mine).status_code == 404
+    assert client.post("/api/v1/events/expo/staff", json={"openid": "o-x"}, headers=mine).status_code == 403

@@ -10,9 +10,9 @@ from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length
 
 from foundation.services import services
-from scrm import event_staff
+from scrm import access, event_staff
 from welead.api import bp
-from welead.api.access import allow, answers
+from welead.api.access import allow, answers, principal
 from welead.api.schemas import opt, req
 
 MANAGERS = ("marketer",)
@@ -63,9 +63,13 @@ def add_event_staff(slug: str, body: Any):
 
 @bp.get("/events/<slug>/staff")
 @allow(*MANAGERS, "staff")
-@bp.doc(summary="List the event's staff", description="With the booth each is on duty at today.",
+@bp.doc(summary="List the event's staff", description="With the booth each is on duty at today; a staff token "
+        "sees only its own event's.",
         responses=answers(StaffPage, 404))  # fmt: skip
 def list_event_staff(slug: str):
+    who = principal()
+    if who.role == "staff" and access.event_slug(who.subject) != slug:
+        abort(404, f"no event {slug!r}")  # another event's staff: its existence is not told
     try:
         with services().db.sessions() as session:
             return {"items": event_staff.listing(session, slug)}
