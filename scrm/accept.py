@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from foundation.clock import utcnow
 from foundation.db import Database
 from foundation.sql import insert_ignore
-from scrm import chatbot, event_turns
+from scrm import booth_replies, chatbot, event_turns
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
@@ -47,6 +47,7 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accep
     with db.lazy_reader() as conn:
         decision = decide(conn, event, now)  # type: ignore[arg-type]  # reads through the lazy connection
         stored = decision.as_json()
+        stored = booth_replies.decide(conn, event, stored, fast)  # type: ignore[arg-type]  # a booth scan's reply
         bot = event_turns.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # staff codes, booth forms
         bot = bot or chatbot.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # None: the playbook's stands
         if bot is not None:

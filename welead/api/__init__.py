@@ -36,6 +36,7 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     codes,
     conversations,
     event_staff,
+    events,
     faq,
     followers,
     interactions,
