@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from foundation.clock import utcnow
-from scrm import event_turns, hours
+from scrm import event_forms, event_turns, hours
 from scrm.models import Follower, Rep
 from scrm.staff_duty import DUTY
 from tasks.worker import run_worker
@@ -201,3 +201,32 @@ def test_a_staff_token_lists_only_its_own_events_staff(app, client, auth_headers
     assert [s["openid"] for s in client.get("/api/v1/events/expo/staff", headers=mine).json["items"]] == ["o-s1"]
     assert client.get("/api/v1/events/fair/staff", headers=mine).status_code == 404
     assert client.post("/api/v1/events/expo/staff", json={"openid": "o-x"}, headers=mine).status_code == 403
+
+
+def test_the_cli_registers_lists_and_removes_staff(app, runner):
+    make_event(app)
+    rep = add_rep(app, "li.wei", "Li Wei")
+    r = runner.invoke(args=["event", "staff", "add", "expo", "--name", "小李", "--openid", "o-cli", "--rep", str(rep)])
+    assert r.exit_code == 0 and "added staff" in r.output, r.output
+    staff_id = int(r.output.split()[2].rstrip(":"))
+    runner.invoke(args=["event", "staff", "add", "expo", "--name", "小李", "--openid", "o-cli"])
+    r = runner.invoke(args=["event", "staff", "list", "expo"])
+    assert r.exit_code == 0 and "o-cli" in r.output and "off duty" in r.output and r.output.count("\n") == 1
+    assert runner.invoke(args=["event", "staff", "add", "nosuch", "--openid", "o-x"]).exit_code == 1
+    assert runner.invoke(args=["event", "staff", "add", "expo"]).exit_code == 1  # nobody named
+    assert runner.invoke(args=["event", "staff", "remove", "expo", str(staff_id)]).exit_code == 0
+    assert runner.invoke(args=["event", "staff", "remove", "expo", str(staff_id)]).exit_code == 1
+
+
+def test_an_event_made_through_the_events_api_runs_its_form_and_staff(app, client, auth_headers):
+    body = {"slug": "show", "name": "Show", "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+            "form": {"start": "direct"}, "booths": [{"slug": "C3", "name": "Hall C"}]}  # fmt: skip
+    r = client.post("/api/v1/events", json=body, headers=auth_headers)
+    assert r.status_code == 201, r.json
+    staff = register(client, auth_headers, "show", openid="o-show")
+    assert "Hall C" in content(scan(client, "o-show", "staff:show:C3"))
+    reply = content(scan(client, "o-guest", "booth:show:C3", kind="subscribe"))
+    assert reply.endswith(event_forms.PROMPTS["name"])  # the booth's reply, then the first question
+    fill(client, "o-guest", "王小明", "Acme", "13800138000")
+    (lead,) = leads(app)
+    assert (lead["staff_id"], lead["via"], lead["mobile"]) == (staff["id"], "chat", "13800138000")
