@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import assign_effects, deliveries, faq_effects, handover_wecom, notices, welcomes
+from scrm import (
+    assign_effects,
+    deliveries,
+    event_checkins,
+    faq_effects,
+    handover_wecom,
+    lead_capture,
+    notices,
+    welcomes,
+)
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -39,12 +48,14 @@ def apply(visit: Visit) -> None:
     if effect is not None:
         effect(visit)
     faq_effects.apply(visit)
+    lead_capture.apply(visit)  # staff on/off duty, a lead form submitted (chat or H5)
 
 
 @on(OA, "subscribe")
 def subscribe(visit: Visit) -> None:
     visit.subscribe(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
+    event_checkins.scanned(visit)
 
 
 @on(OA, "unsubscribe")
@@ -66,6 +77,7 @@ def removed_rep(visit: Visit) -> None:
 def scan(visit: Visit) -> None:
     visit.scanned(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
+    event_checkins.scanned(visit)
 
 
 @on(OA, "templatesendjobfinish", "masssendjobfinish")

@@ -34,7 +34,6 @@ _F = Follower.__table__.c
 # follower (the foreign key), which FOR UPDATE conflicts with: two callbacks of one follower would deadlock.
 _LOCK = select(_F.stage, _F.owner_id, _F.subscribed).where(_F.id == bindparam("fid")).with_for_update(key_share=True)
 MAX_SIGNALS = 500  # a safety net only: fire-once rules and change-only signals already bound a run
-CHECKIN = "checkin:"
 USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # what WeCom allows in a member's userid
 
 
@@ -197,10 +196,7 @@ class Run:
         if self._tags is not None:
             self._tags.add(name)
         self.note("tag_added", {"tag": name, "rule": rule})
-        self.emit("tag_added", tag=name)
-        if name.startswith(CHECKIN):
-            parts = name.split(":")
-            self.emit("checked_in", event=parts[1], booth=parts[2] if len(parts) > 2 else None)
+        self.emit("tag_added", tag=name)  # checked_in comes from the check-in record (scrm.event_checkins)
 
     def remove_tag(self, name: str, rule: str) -> None:
         if not self._removed(name):

@@ -25,6 +25,8 @@ from scrm.scoring import Ledger, fold_exact
 class Shared:
     def __init__(self, session: Session, follower_ids: list[int], now: datetime, books: list[Compiled]) -> None:
         self.session = session
+        self.follower_ids = follower_ids
+        self.parts: dict[str, Any] = {}  # capabilities' own batch state, each with a flush() (scrm.event_checkins)
         keyed = {r for book in books for r in book.keyed_caps}
         counted = {r for book in books for r in book.counted_caps}
         self.caps = CapBook(session, follower_ids, now, keyed, counted)
@@ -76,6 +78,9 @@ class Shared:
     def flush(self) -> None:
         """Write what the batch's runs left pending: tags, outbox rows, score events and totals, timeline rows."""
         conn = self.session.connection()
+        for part in self.parts.values():
+            part.flush()
+        self.parts = {}
         tags.attach_many(self.session, [{"fid": f, "name": n, "at": at} for (f, n), at in self.attached.items()])
         self.attached = {}
         if self.queued:

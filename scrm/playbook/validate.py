@@ -314,7 +314,7 @@ FACTS = {
     "stage_changed": {"stage", "from"},
     "score_crossed": {"model", "threshold", "score"},
     "inactive": {"days"},
-    "form_submitted": {"form"},
+    "form_submitted": {"form", "event", "booth"},
     "checked_in": {"event", "booth"},
     "faq_answered": {"entry", "score"},
     "any": {"kind"},
