@@ -6,6 +6,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     delivery_models,
     faq_models,
     handover_models,
+    journey_models,
     journeys,
     merge_models,
     models,
