@@ -14,13 +14,13 @@ depends_on = None
 
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
-RUN_COLUMNS = (
-    sa.Column("version", sa.Integer(), nullable=True),
-    sa.Column("position", sa.String(length=64), nullable=True),
-    sa.Column("due_at", sa.DateTime(), nullable=True),
-    sa.Column("since", sa.DateTime(), nullable=True),
-    sa.Column("context", JSON, nullable=True),
-)
+RUN_COLUMNS = {
+    "version": sa.Integer,
+    "position": lambda: sa.String(length=64),
+    "due_at": sa.DateTime,
+    "since": sa.DateTime,
+    "context": lambda: JSON,
+}
 
 
 def upgrade() -> None:
@@ -36,8 +36,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("journey", "version", name="uq_journey_versions"),
     )
     with op.batch_alter_table("journey_runs") as batch:
-        for column in RUN_COLUMNS:
-            batch.add_column(column.copy())
+        for name, kind in RUN_COLUMNS.items():
+            batch.add_column(sa.Column(name, kind(), nullable=True))
     op.create_index("ix_journey_runs_due", "journey_runs", ["state", "due_at"])
     op.create_index("ix_journey_runs_journey", "journey_runs", ["journey", "version", "state"])
     op.create_table(
@@ -56,6 +56,6 @@ def downgrade() -> None:
     op.drop_index("ix_journey_runs_journey", table_name="journey_runs")
     op.drop_index("ix_journey_runs_due", table_name="journey_runs")
     with op.batch_alter_table("journey_runs") as batch:
-        for column in reversed(RUN_COLUMNS):
-            batch.drop_column(column.name)
+        for name in reversed(list(RUN_COLUMNS)):
+            batch.drop_column(name)
     op.drop_table("journey_versions")

@@ -55,7 +55,9 @@ class Wait(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        return {"for": value} if isinstance(value, str | int) and not isinstance(value, bool) else value
+        if isinstance(value, str):
+            return {"for": _seconds(value)}  # `wait: 2x` is an error at `wait`, as it always was
+        return {"for": value} if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _one(self) -> Wait:
@@ -93,7 +95,7 @@ class Step(Strict):
     def _one(self) -> Step:
         branches = self.yes is not None or self.no is not None
         if sum((self.wait is not None, bool(self.do), branches)) != 1:
-            raise ValueError("a step either waits, does something, or branches (if with yes/no)")
+            raise ValueError("a step either waits or does something (do), or branches (if with yes/no)")
         if self.wait is not None and self.if_ is not None:
             raise ValueError("a wait step takes no condition")
         if branches and self.if_ is None:
