@@ -53,14 +53,16 @@ def _step_rows(journey: Any, v: int | None, done: dict, runs: list[Any]) -> list
     rows = []
     for path, kind in listed:
         ways = done.get((v, path), {})
-        rows.append({"path": path, "kind": kind, "entered": sum(ways.values()), "ways": ways,
+        rows.append({"path": path, "kind": kind, "entered": sum(ways.values()) + at[(RUNNING, path)], "ways": ways,
                      "waiting": at[(RUNNING, path)], "converted_here": at[(CONVERTED, path)],
                      "exited_here": at[(EXITED, path)]})  # fmt: skip
     return rows
 
 
 def status(session: Session, name: str, version: int | None = None) -> dict[str, Any]:
-    """{"journey", "versions": [{"version", "runs": {entered, running, finished, converted, exited, stopped},
+    """A run waiting at a step has entered it (its row is written when it leaves).
+
+    {"journey", "versions": [{"version", "runs": {entered, running, finished, converted, exited, stopped},
     "conversion", "steps": [{"path", "kind", "entered", "waiting", "ways": {outcome: n}, "converted_here",
     "exited_here"}]}], "totals": {...}}; `version` limits it to one version. `conversion` = converted / entered."""
     done, runs = _steps(session, name, version), _runs(session, name, version)

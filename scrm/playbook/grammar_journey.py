@@ -91,6 +91,15 @@ class Step(Strict):
     yes: list[Step] | None = None
     no: list[Step] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        """YAML 1.1 reads the keys `yes:` and `no:` as booleans: give them their names back."""
+        if isinstance(value, dict) and (True in value or False in value):
+            names = {True: "yes", False: "no"}
+            return {names.get(k, k) if isinstance(k, bool) else k: v for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _one(self) -> Step:
         branches = self.yes is not None or self.no is not None

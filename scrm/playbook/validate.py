@@ -199,7 +199,7 @@ def _steps(parts: Parts, steps: list[Any], where: str) -> Iterator[str]:
             at = f"{where}[{j}].do[{k}]"
             if action.verb == "reply":
                 yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
-            yield from _action(parts, action, at, {"openid", "event"})
+            yield from _action(parts, action, at, {"openid", "event", "booth", "form"})
         for way in ("yes", "no"):
             yield from _steps(parts, getattr(step, way) or [], f"{where}[{j}].{way}")
 
