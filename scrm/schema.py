@@ -4,6 +4,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     assignment_models,
     code_models,
     delivery_models,
+    event_models,
     faq_models,
     handover_models,
     journey_models,
