@@ -9,13 +9,15 @@ A `do` step that sends a template, due in quiet hours, waits for them to end (sc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from scrm import guards, journey_defs, journey_walk
+from scrm.event_models import Event
+from scrm.hours import ZONE
 from scrm.journey_events import POLL, exit_reason, happened, wait_until
 from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
 from scrm.models import Activity, Follower
@@ -26,16 +28,20 @@ from scrm.playbook.grammar import Journey, Step
 MAX_HOPS = 200  # steps one run may execute in one go (a journey is a finite tree; this only bounds a bad one)
 
 
-def event_start(session: Session, context: dict[str, Any] | None) -> datetime | None:
-    """The start of the event named in a run's context (`{"event": slug}`), when the events tables exist."""
+def event_of(session: Session, context: dict[str, Any] | None) -> Any:
+    """The event named in a run's context (`{"event": slug}`: the rule that started it bound `{event}`), or None."""
     slug = (context or {}).get("event")
     if not slug:
         return None
-    try:
-        from scrm.event_models import Event  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return session.scalar(select(Event.starts_at).where(Event.slug == slug))
+    return session.execute(select(Event.name, Event.starts_at).where(Event.slug == slug)).first()
+
+
+def event_values(event: Any) -> dict[str, str]:
+    """What steps can name about the run's event: {event_name}, {event_starts_at} (local time, Asia/Shanghai)."""
+    if event is None:
+        return {}
+    starts = event.starts_at.replace(tzinfo=UTC).astimezone(ZONE)
+    return {"event_name": event.name, "event_starts_at": starts.strftime("%Y-%m-%d %H:%M")}
 
 
 class Stepper:
@@ -118,10 +124,13 @@ class Stepper:
             if wait.event is not None:
                 run.since, run.due_at = self.now, min(self.now + POLL, self.now + _seconds(wait.timeout))
             else:
-                due = wait_until(wait, base, event_start(self.session, run.context))
+                event = event_of(self.session, run.context) if wait.until is not None else None
+                due = wait_until(wait, base, event.starts_at if event else None)
                 if due is None:
                     self._end(run, EXITED, "no event start for this run's wait")
                     return False
+                if due < self.now and getattr(wait.until, "missed", "run") == "skip":
+                    return self._missed(run, journey, path)
                 run.since, run.due_at = base, due
             run.updated_at = self.now
             if run.due_at > self.now:
@@ -138,6 +147,17 @@ class Stepper:
                 outcome, run.due_at = "timeout", deadline
         self._record(run, path, outcome)
         run.since, run.position = None, journey_walk.after(journey, path)
+        return True
+
+    def _missed(self, run: JourneyRun, journey: Journey, path: str) -> bool:
+        """An event-relative time already past when the run reached the wait: the wait and its next step are skipped
+        (a reminder for the day before is not sent on the day)."""
+        self._record(run, path, "missed")
+        following = journey_walk.after(journey, path)
+        if following is not None:
+            self._record(run, following, "skipped")
+            following = journey_walk.after(journey, following)
+        run.position = following
         return True
 
     def _holds(self, run: JourneyRun, spec: Step, engine: Run) -> bool:
@@ -175,7 +195,8 @@ class Stepper:
         rule = CompiledRule(
             f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates, False
         )  # type: ignore[arg-type]
-        values = {"openid": engine.follower.openid, **(run.context or {})}
+        event = event_values(event_of(self.session, run.context)) if run.context else {}
+        values = {"openid": engine.follower.openid, **(run.context or {}), **event}
         with self.session.no_autoflush:
             for i, action in enumerate(spec.do):
                 ACTIONS[action.verb](engine, rule, i, action, values)

@@ -41,6 +41,7 @@ class EventTime(Strict):
 
     event_start: Offset = 0
     at: LocalTime | None = None
+    missed: Literal["run", "skip"] = "run"  # skip: when the time had passed as the run got here, skip the next step
 
 
 class Wait(Strict):

@@ -183,6 +183,9 @@ def _references(parts: Parts) -> Iterator[str]:
         yield from _journey(parts, journey, f"journeys.{name}")
 
 
+JOURNEY_VALUES = {"openid", "event", "booth", "form", "event_name", "event_starts_at"}  # scrm.journey_stepper
+
+
 def _journey(parts: Parts, journey: Journey, where: str) -> Iterator[str]:
     for name in ("goal", "exit_if"):
         if getattr(journey, name) is not None:
@@ -199,7 +202,7 @@ def _steps(parts: Parts, steps: list[Any], where: str) -> Iterator[str]:
             at = f"{where}[{j}].do[{k}]"
             if action.verb == "reply":
                 yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
-            yield from _action(parts, action, at, {"openid", "event", "booth", "form"})
+            yield from _action(parts, action, at, JOURNEY_VALUES)
         for way in ("yes", "no"):
             yield from _steps(parts, getattr(step, way) or [], f"{where}[{j}].{way}")
 
