@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from scrm.handover_models import Transfer
@@ -42,23 +42,29 @@ def happened(session: Session, follower_id: int, event: str, since: datetime) ->
 
 
 def exit_reason(
-    session: Session, follower: Follower, exits: list[str], tags: set[str], opt_out_tag: str, started: datetime
+    follower: Follower, exits: list[str], tags: set[str], opt_out_tag: str, started: datetime, moved: datetime | None
 ) -> str | None:
-    """The first of `exits` that applies to the follower now, or None."""
+    """The first of `exits` that applies to the follower now, or None; `moved`: the follower's latest handover."""
     for name in exits:
         if name == "unsubscribed" and not follower.subscribed and follower.unsubscribed_at is not None:
             return name
         if name == "opted_out" and opt_out_tag in tags:
             return name
-        if name == "handed_over" and _handed_over(session, follower.id, started):
+        if name == "handed_over" and moved is not None and moved >= started:
             return name
     return None
 
 
-def _handed_over(session: Session, follower_id: int, since: datetime) -> bool:
-    """The lead moved to another rep (scrm.handover) after the run began."""
-    query = exists().where(Transfer.follower_id == follower_id, Transfer.created_at >= since)
-    return bool(session.scalar(select(query)))
+def handovers(session: Session, follower_ids: list[int]) -> dict[int, datetime]:
+    """Each follower's latest move to another rep (scrm.handover), for a batch of runs in one query."""
+    if not follower_ids:
+        return {}
+    query = (
+        select(Transfer.follower_id, func.max(Transfer.created_at))
+        .where(Transfer.follower_id.in_(follower_ids))
+        .group_by(Transfer.follower_id)
+    )
+    return {fid: at for fid, at in session.execute(query)}
 
 
 def next_local(base: datetime, hhmm: str) -> datetime:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from scrm import guards, journey_defs, journey_walk
 from scrm.event_models import Event
 from scrm.hours import ZONE
-from scrm.journey_events import POLL, exit_reason, happened, wait_until
+from scrm.journey_events import POLL, exit_reason, handovers, happened, wait_until
 from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
 from scrm.models import Activity, Follower
 from scrm.playbook.compiled import Compiled, CompiledRule
@@ -55,6 +55,11 @@ class Stepper:
         self.notes: list[dict[str, Any]] = []
         self.outbox_ids: list[int] = []
         self._defs: dict[tuple[str, int], Journey | None] = {}
+        self.moved: dict[int, datetime] = {}
+
+    def prefetch(self, follower_ids: list[int]) -> None:
+        """What exits need that is not on the follower row, for the whole batch in one query."""
+        self.moved = handovers(self.session, follower_ids)
 
     def lock(self, follower: Follower) -> None:
         """Serialise with other writers of this follower (PostgreSQL; SQLite has one writer)."""
@@ -79,9 +84,10 @@ class Stepper:
             return self._end(run, EXITED, run.reason or "no active playbook")
         ctx = Quiet(self.session, follower)
         engine = Run(self.book, ctx, scope="", now=self.now)
-        for _ in range(MAX_HOPS):
-            if run.state != RUNNING or not self._next(run, journey, engine):
-                break
+        with self.session.no_autoflush:  # the runs' changes are flushed together, at commit
+            for _ in range(MAX_HOPS):
+                if run.state != RUNNING or not self._next(run, journey, engine):
+                    break
         self.outbox_ids += ctx.outbox_ids
 
     def _next(self, run: JourneyRun, journey: Journey, engine: Run) -> bool:
@@ -111,7 +117,8 @@ class Stepper:
             self._end(run, EXITED, "exit_if")
             return True
         tags = engine.tags() if "opted_out" in journey.exit_on else set()
-        why = exit_reason(self.session, engine.follower, journey.exit_on, tags, self.rules.opt_out_tag, run.started_at)
+        moved = self.moved.get(run.follower_id) if "handed_over" in journey.exit_on else None
+        why = exit_reason(engine.follower, journey.exit_on, tags, self.rules.opt_out_tag, run.started_at, moved)
         if why is not None:
             self._end(run, EXITED, why)
         return why is not None

@@ -76,6 +76,7 @@ def start(
         return Outcome(existing)
     stepper = Stepper(session, book, now, rules)
     stepper.lock(follower)
+    stepper.prefetch([follower.id])
     if not _allowed(session, follower.id, journey, spec.reentry, now):
         return Outcome(None, "refused")
     version = journey_defs.ensure(session, journey, spec)
@@ -113,6 +114,7 @@ def run_due(session: Session, now: datetime | None = None, limit: int = 500, rul
         query_f = query_f.with_for_update(key_share=True)
     followers = {f.id: f for f in session.scalars(query_f)}
     stepper = Stepper(session, store.active(session), now, rules)
+    stepper.prefetch(sorted(ids))
     for run in runs:
         stepper.advance(run, followers[run.follower_id])
     return stepper.finish(Outcome(None, runs=len(runs)))
@@ -127,6 +129,7 @@ def step(session: Session, run_id: int, index: int, now: datetime | None = None,
     follower = session.get(Follower, run.follower_id)
     assert follower is not None
     stepper = Stepper(session, store.active(session), now or utcnow(), rules)
+    stepper.prefetch([follower.id])
     stepper.advance(run, follower)
     return stepper.finish(Outcome(run.id, run.state))
 
