@@ -7,6 +7,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     event_models,
     faq_models,
     handover_models,
+    journey_models,
     journeys,
     merge_models,
     models,

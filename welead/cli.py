@@ -55,6 +55,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_event import event as event_cli
     from welead.cli_event_staff import staff_cli as event_staff_cli
     from welead.cli_faq import faq_cli
+    from welead.cli_journey import journey_cli
     from welead.cli_playbook import playbook_cli, segment_cli
     from welead.cli_rep import rep_cli
     from welead.cli_rep_pages import link as rep_link
@@ -67,3 +68,4 @@ def register_cli(app: Flask) -> None:
     for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
         app.cli.add_command(command)
     app.cli.add_command(event_cli)
+    app.cli.add_command(journey_cli)
