@@ -42,6 +42,7 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     messages,
     notifications,
     playbook,
+    reports,
     reps,
     segments,
     transfers,
