@@ -28,6 +28,8 @@ ABOUT = (
     "bucket or from > to is a 400 naming it. A rep token counts only its own leads."
 )
 
+CSV_ABOUT = ABOUT + " The CSV holds the JSON's `rows`, one line each."
+
 
 def build(name: str, first: str | None, last: str | None, bucket: str | None, limit: int) -> dict[str, Any]:
     """The named report for the caller's scope; 400 for a name or window it cannot take."""
@@ -50,7 +52,7 @@ def _asked(name: str) -> dict[str, Any]:
 @bp.get("/reports/<name>.csv")
 @allow(*READERS)
 @query_params(*PARAMS)
-@bp.doc(summary="A report as CSV", description=ABOUT + " The CSV holds the JSON's `rows`.", responses=answers(None, 400))
+@bp.doc(summary="A report as CSV", description=CSV_ABOUT, responses=answers(None, 400))
 def report_csv(name: str):
     text = reports.csv_text(_asked(name))
     disposition = f'attachment; filename="{name}.csv"'
