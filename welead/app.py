@@ -58,6 +58,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.api import bp as api
     from welead.api import json_errors
     from welead.cli import register_cli
+    from welead.dashboard import bp as dashboard
     from welead.health import bp as health
     from welead.landing import bp as landing
     from welead.metrics import bp as metrics
@@ -69,6 +70,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(metrics)
     app.register_blueprint(api)
     app.register_blueprint(rep_pages)
+    app.register_blueprint(dashboard)
     apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:
