@@ -13,6 +13,7 @@ from itertools import count
 from typing import Any
 
 from scrm.delivery_models import Delivery
+from scrm.journeys import EXITED, FINISHED, RUNNING, JourneyRun
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Rep, Tag
 from welead.auth import issue
 
@@ -123,6 +124,17 @@ def _tags(s: Any, ids: dict[str, int]) -> None:
         s.add(FollowerTag(follower_id=ids[openid], tag_id=tag.id, added_at=at))
 
 
+def _journeys(s: Any, ids: dict[str, int]) -> None:
+    """Four runs of `nurture` started in the window (one before): waiting at step 0; waiting at step 1; exited
+    at step 1; finished after step 2. Step 0: 4 entered, 1 waiting, 3 done; step 1: 3 entered, 1 waiting, 1 done,
+    1 exited; step 2: 1 entered, 1 done."""
+    runs = [("f1", 1, RUNNING, local(2, 12)), ("f2", 2, RUNNING, local(3, 4)), ("f3", 2, EXITED, local(4, 11)),
+            ("f4", 3, FINISHED, local(5, 13)), ("old", 1, RUNNING, local(25, 9, month=10))]  # fmt: skip
+    for openid, step, state, at in runs:
+        s.add(JourneyRun(follower_id=ids[openid], journey="nurture", key=f"nurture:{openid}", step=step, state=state,
+                         started_at=at, updated_at=at))  # fmt: skip
+
+
 def build(app: Any) -> Data:
     with app.extensions["welead"].db.transaction() as s:
         li, wang = Rep(id=1, userid="li.wei", name="Li Wei"), Rep(id=2, userid="wang.fang", name="Wang Fang")
@@ -133,6 +145,7 @@ def build(app: Any) -> Data:
         _history(s, ids, li.id, wang.id)
         _deliveries(s, ids)
         _tags(s, ids)
+        _journeys(s, ids)
         tokens = {"marketer": issue(s, "mkt", "marketer"), "li": issue(s, "li-phone", "rep", str(li.id)),
                   "staff": issue(s, "booth", "staff", "expo")}  # fmt: skip
     headers = {k: {"Authorization": f"Bearer {t}"} for k, t in tokens.items()}

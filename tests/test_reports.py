@@ -81,6 +81,15 @@ def test_top_tags(client, data):
     assert get(client, data, "tags", limit=1)["rows"] == [{"tag": "vip", "followers": 3, "added": 2}]
 
 
+def test_journeys_per_step(client, data):
+    r = get(client, data, "journeys")
+    (nurture,) = r["journeys"]
+    assert (nurture["journey"], nurture["entered"], nurture["finished"], nurture["exited"]) == ("nurture", 4, 1, 1)
+    steps = [(s["step"], s["entered"], s["waiting"], s["done"], s["exited"]) for s in nurture["steps"]]
+    assert steps == [(0, 4, 1, 3, 0), (1, 3, 1, 1, 1), (2, 1, 0, 1, 0)]
+    assert [s["entered"] for s in get(client, data, "journeys", "li")["journeys"][0]["steps"]] == [2, 1]
+
+
 def test_a_rep_counts_only_its_own_leads(client, data):
     assert get(client, data, "sources", "li")["totals"] == {"gained": 2, "lost": 2, "net": 0}
     assert get(client, data, "funnel", "li")["cohort"] == 2
