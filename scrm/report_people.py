@@ -6,7 +6,7 @@ median time to first follow-up), from the timeline's history rather than from to
   counts). The time between two consecutive stages is, per follower who reached both, the first `stage_changed`
   into the later one minus the first into the earlier one (the first stage's time is the follower's creation).
 - **Reps.** A lead is an `owner_assigned` entry in the window (its `rep`; a lead counted once per rep, at its first
-  assignment in the window). An MQL is such a lead that reached `mql` (as the funnel counts it). A follow-up is what
+  assignment in the window). An MQL is such a lead whose stage is `mql` or later now. A follow-up is what
   the rep pages record and the lead pool reads as "the owner acted": the first `rep_action` of that rep on that lead
   at or after the assignment (followed up with or without a note, a stage set, a tag added or removed).
 """
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, select, union_all
+from sqlalchemy import and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from scrm import rep_view
 from scrm.models import Activity, Follower, Rep
 from scrm.rep_actions import KIND as REP_ACTION
-from scrm.report_sql import Window, medians, ratio, seconds_between, within
+from scrm.report_sql import Window, dialect, greatest, medians, ratio, seconds_between, within
 
 _A, _F = Activity.__table__.c, Follower.__table__.c
 STAGE_CHANGED, ASSIGNED = "stage_changed", "owner_assigned"
@@ -42,50 +42,51 @@ def _cohort(win: Window, rep: int | None) -> list[Any]:
     return where + ([_F.owner_id == rep] if rep is not None else [])
 
 
-def _reached(session: Session, order: list[str], where: list[Any]) -> list[int]:
-    """How many of the cohort reached each stage: at or past it now, or ever moved at or past it."""
+def _per_follower(order: list[str], where: list[Any]) -> Any:
+    """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
+    entered each stage (t0 = its creation), in one pass over its `stage_changed` entries."""
     moved = and_(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED)
-    per = (
-        select(_index(_F.stage, order).label("now"), func.max(_index(_to(), order)).label("ever"))
+    firsts = [func.min(case((_to() == name, _A.at))).label(f"t{i}") for i, name in enumerate(order) if i]
+    return (
+        select(_index(_F.stage, order).label("now"), func.max(_index(_to(), order)).label("ever"),
+               _F.created_at.label("t0"), *firsts)
         .select_from(Follower)
         .outerjoin(Activity, moved)
         .where(*where)
-        .group_by(_F.id, _F.stage)
-        .subquery()
-    )
-    top = [0] * len(order)
-    for now, ever, n in session.execute(select(per.c.now, per.c.ever, func.count()).group_by(per.c.now, per.c.ever)):
-        top[max(now, ever if ever is not None else -1, 0)] += n
-    return [sum(top[i:]) for i in range(len(order))]
+        .group_by(_F.id, _F.stage, _F.created_at)
+        .cte("per")
+    )  # fmt: skip
 
 
-def _stage_times(session: Session, order: list[str], where: list[Any]) -> dict[int, float]:
-    """{stage index: median seconds from the previous stage}, over followers who reached both."""
-    entered = (
-        select(_A.follower_id.label("fid"), _to().label("stage"), _A.at.label("at"))
-        .join(Follower, Follower.id == _A.follower_id)
-        .where(_A.kind == STAGE_CHANGED, *where)
-    )
-    born = select(_F.id.label("fid"), literal(order[0]).label("stage"), _F.created_at.label("at")).where(*where)
-    both = union_all(entered, born).subquery()
-    firsts = select(both.c.fid, both.c.stage, func.min(both.c.at).label("at")).group_by(both.c.fid, both.c.stage)
-    firsts = firsts.cte("firsts")
-    a, b = firsts.alias("a"), firsts.alias("b")
-    step = _index(b.c.stage, order)
-    pairs = (
-        select(step.label("g"), seconds_between(session, a.c.at, b.c.at).label("secs"))
-        .select_from(a.join(b, and_(a.c.fid == b.c.fid, step == _index(a.c.stage, order) + 1)))
-        .where(b.c.at >= a.c.at, step > 0)
-        .subquery()
-    )
-    return medians(session, pairs)
+def _gap(session: Session, per: Any, i: int) -> Any:
+    """Seconds from first entering stage i-1 to first entering stage i (NULL unless both, in that order)."""
+    earlier, later = per.c[f"t{i - 1}"], per.c[f"t{i}"]
+    return case((later >= earlier, seconds_between(session, earlier, later)))
+
+
+def _funnel_numbers(session: Session, order: list[str], where: list[Any]) -> tuple[list[int], dict[int, float]]:
+    """(followers that reached each stage, {stage index: median seconds from the previous one})."""
+    per = _per_follower(order, where)
+    top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
+    reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
+    reached[0] = func.count()
+    pg = dialect(session) == "postgresql"
+    gaps = [func.percentile_cont(0.5).within_group(_gap(session, per, i)) for i in range(1, len(order))] if pg else []
+    row = session.execute(select(*reached, *gaps)).one()
+    counts = [int(n) for n in row[: len(order)]]
+    if pg:
+        return counts, {i: float(m) for i, m in enumerate(row[len(order) :], 1) if m is not None}
+    if len(order) < 2:
+        return counts, {}
+    each = [select(literal(i).label("g"), _gap(session, per, i).label("secs")) for i in range(1, len(order))]
+    pairs = union_all(*each).subquery()
+    return counts, medians(session, select(pairs).where(pairs.c.secs.is_not(None)).subquery())
 
 
 def funnel(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
     order = rep_view.stage_names(session)
     where = _cohort(win, rep)
-    reached = _reached(session, order, where)
-    times = _stage_times(session, order, where)
+    reached, times = _funnel_numbers(session, order, where)
     rows = []
     for i, stage in enumerate(order):
         rows.append({
@@ -116,11 +117,12 @@ def _leads(win: Window, rep: int | None) -> Any:
     return query.group_by(_A.follower_id, to_rep).cte("leads")
 
 
-def _followed(leads: Any) -> Any:
-    """Each lead with the first `rep_action` of its rep on it at or after the assignment (NULL if none yet)."""
+def _followed(leads: Any, win: Window) -> Any:
+    """Each lead with the first `rep_action` of its rep on it at or after the assignment (NULL if none yet); the
+    window's start bounds the actions read (an assignment in the window is after it)."""
     act = Activity.__table__.alias("act")
-    by_rep = and_(act.c.follower_id == leads.c.fid, act.c.kind == REP_ACTION, act.c.at >= leads.c.at,
-                  act.c.data["rep"].as_integer() == leads.c.rep)  # fmt: skip
+    by_rep = and_(act.c.follower_id == leads.c.fid, act.c.kind == REP_ACTION, act.c.at >= win.start,
+                  act.c.at >= leads.c.at, act.c.data["rep"].as_integer() == leads.c.rep)  # fmt: skip
     return (
         select(leads.c.fid, leads.c.rep, leads.c.at, func.min(act.c.at).label("fu"))
         .select_from(leads.outerjoin(act, by_rep))
@@ -130,32 +132,35 @@ def _followed(leads: Any) -> Any:
 
 
 def _mql(order: list[str]) -> Any:
-    """A lead is an MQL when it is at or past `mql` now, or was ever moved there or past it."""
+    """A lead is an MQL when its stage is `mql` or later now (read from the follower row: a history look-up per
+    lead cost more than the rest of the report)."""
     if MQL not in order:
         return literal(False)
-    past = order[order.index(MQL) :]
-    moved = exists().where(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED, _to().in_(past))
-    return _F.stage.in_(past) | moved
+    return _F.stage.in_(order[order.index(MQL) :])
 
 
 def reps(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
     order = rep_view.stage_names(session)
-    followed = _followed(_leads(win, rep))
-    mql = func.sum(case((_mql(order), 1), else_=0))
+    followed = _followed(_leads(win, rep), win)
+    wait = seconds_between(session, followed.c.at, followed.c.fu)
+    pg = dialect(session) == "postgresql"
+    median = [func.percentile_cont(0.5).within_group(wait)] if pg else []
     counts = (
-        select(followed.c.rep, func.count(), mql, func.count(followed.c.fu))
+        select(followed.c.rep, func.count(), func.sum(case((_mql(order), 1), else_=0)), func.count(followed.c.fu),
+               *median)
         .join(Follower, Follower.id == followed.c.fid)
         .group_by(followed.c.rep)
-    )
-    stats = {r: (n, int(m or 0), f) for r, n, m, f in session.execute(counts)}
-    waits = select(followed.c.rep.label("g"), seconds_between(session, followed.c.at, followed.c.fu).label("secs"))
-    times = medians(session, waits.where(followed.c.fu.is_not(None)).subquery())
-    rows = [
-        {"rep_id": rid, "name": name or userid, "leads": stats.get(rid, (0, 0, 0))[0],
-         "mqls": stats.get(rid, (0, 0, 0))[1], "followed_up": stats.get(rid, (0, 0, 0))[2],
-         "median_seconds_to_follow_up": _round(times.get(rid))}
-        for rid, name, userid in _named(session, rep, set(stats))
-    ]  # fmt: skip
+    )  # fmt: skip
+    stats = {r[0]: (r[1], int(r[2] or 0), r[3], r[4] if pg else None) for r in session.execute(counts)}
+    if not pg:
+        waits = select(followed.c.rep.label("g"), wait.label("secs")).where(wait.is_not(None))
+        times = medians(session, waits.subquery())
+        stats = {r: (*v[:3], times.get(r)) for r, v in stats.items()}
+    rows = []
+    for rid, name, userid in _named(session, rep, set(stats)):
+        leads, mqls, done, secs = stats.get(rid, (0, 0, 0, None))
+        rows.append({"rep_id": rid, "name": name or userid, "leads": leads, "mqls": mqls, "followed_up": done,
+                     "median_seconds_to_follow_up": _round(float(secs) if secs is not None else None)})  # fmt: skip
     rows.sort(key=lambda r: (-r["leads"], -r["mqls"], r["name"], r["rep_id"]))
     return {"report": "reps", **win.describe(), "rows": rows}
 

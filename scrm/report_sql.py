@@ -129,6 +129,11 @@ def medians(session: Session, values: Any) -> dict[Any, float]:
     return {g: float(m) for g, m in session.execute(query)}
 
 
+def greatest(session: Session, a: Any, b: Any) -> Any:
+    """The larger of two values: `greatest` on PostgreSQL, the two-argument scalar `max` on SQLite."""
+    return func.max(a, b) if dialect(session) == "sqlite" else func.greatest(a, b)
+
+
 def day_text(value: Any) -> str:
     """A bucket as SQL returned it (a `date` on PostgreSQL, text on SQLite) as an ISO date."""
     return value.isoformat() if isinstance(value, date) else str(value)
