@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import abort
+from apiflask.fields import Dict, List, String
 from flask import Response, request
 
 from foundation.clock import utcnow
@@ -14,7 +15,20 @@ from scrm.report_sql import MAX_DAYS, ReportError, window
 from welead.api import bp
 from welead.api.access import allow, answers, principal, query_params
 from welead.api.params import query_int
-from welead.api.schemas import param
+from welead.api.schemas import Out, param, req
+
+CSV_BODY = {"type": "string", "description": "the header line, then one line per row"}
+
+
+class ReportOut(Out):
+    """Every report names itself and its window; the rest depends on the report (docs/reports.md)."""
+
+    report = req(String())
+    from_ = req(String(data_key="from"))
+    to = req(String())
+    bucket = req(String())
+    rows = req(List(Dict()))
+
 
 READERS = ("marketer", "rep")
 PARAMS = (
@@ -52,7 +66,11 @@ def _asked(name: str) -> dict[str, Any]:
 @bp.get("/reports/<name>.csv")
 @allow(*READERS)
 @query_params(*PARAMS)
-@bp.doc(summary="A report as CSV", description=CSV_ABOUT, responses=answers(None, 400))
+@bp.doc(
+    summary="A report as CSV",
+    description=CSV_ABOUT,
+    responses={**answers(None, 400), 200: {"description": "CSV", "content": {"text/csv": {"schema": CSV_BODY}}}},
+)
 def report_csv(name: str):
     text = reports.csv_text(_asked(name))
     disposition = f'attachment; filename="{name}.csv"'
@@ -62,6 +80,6 @@ def report_csv(name: str):
 @bp.get("/reports/<name>")
 @allow(*READERS)
 @query_params(*PARAMS)
-@bp.doc(summary="A report", description=ABOUT, responses=answers(None, 400))
+@bp.doc(summary="A report", description=ABOUT, responses=answers(ReportOut, 400))
 def report(name: str):
     return _asked(name)
