@@ -192,19 +192,23 @@ SMALL = {"reps": ("id", "userid", "name", "created_at"), "tags": ("id", "name", 
 # --- loading ------------------------------------------------------------------------------------------------------
 
 
-def load_sqlite(path: Path, n_followers: int, n_interactions: int, seed: int) -> None:
+def load_sqlite(path: Path, n_followers: int, n_interactions: int, seed: int, tables: dict | None = None,
+                source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None) -> None:
+    """Generate and bulk-load; `tables` (columns per table) and `source` (the batches) default to this bench's."""
+    tables, source = tables or TABLES, source or batches
     upgrade(f"sqlite:///{path}")
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-1000000;")
     indexes = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?)",
-        tuple(TABLES),
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN "
+        f"({', '.join('?' * len(tables))})",
+        tuple(tables),
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     conn.execute("BEGIN")
-    for table, rows in _progress(batches(n_followers, n_interactions, seed), n_followers, n_interactions):
-        cols = {**SMALL, **TABLES}[table]
+    for table, rows in _progress(source(n_followers, n_interactions, seed), n_followers, n_interactions):
+        cols = {**SMALL, **tables}[table]
         conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
     conn.execute("COMMIT")
     _timed("sqlite: rebuild indexes", lambda: [conn.execute(sql) for _, sql in indexes])
@@ -213,26 +217,29 @@ def load_sqlite(path: Path, n_followers: int, n_interactions: int, seed: int) ->
     conn.close()
 
 
-def load_postgres(url: str, n_followers: int, n_interactions: int, seed: int) -> None:
+def load_postgres(url: str, n_followers: int, n_interactions: int, seed: int, tables: dict | None = None,
+                  source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None) -> None:
     import psycopg
 
+    tables, source = tables or TABLES, source or batches
     upgrade(url)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(['reps', 'tags', *TABLES])} RESTART IDENTITY CASCADE")
+        conn.execute(f"TRUNCATE {', '.join(['reps', 'tags', *tables])} RESTART IDENTITY CASCADE")
         indexes = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)"
             " AND indexname NOT IN (SELECT conname FROM pg_constraint)",
-            (list(TABLES),),
+            (list(tables),),
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
-        for table, rows in _progress(batches(n_followers, n_interactions, seed), n_followers, n_interactions):
-            cols = {**SMALL, **TABLES}[table]
+        for table, rows in _progress(source(n_followers, n_interactions, seed), n_followers, n_interactions):
+            cols = {**SMALL, **tables}[table]
             with conn.cursor().copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         _timed("postgresql: rebuild indexes", lambda: [conn.execute(sql) for _, sql in indexes])
-        for table in ("followers", "interactions", "reps", "tags"):
+        serial = ("followers", "interactions", "reps", "tags", "activities", "deliveries", "journey_runs")
+        for table in (t for t in serial if t in tables or t in SMALL):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         _timed("postgresql: VACUUM ANALYZE", lambda: conn.execute("VACUUM ANALYZE"))
 

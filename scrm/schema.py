@@ -12,6 +12,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     merge_models,
     models,
     notification_models,
+    report_indexes,
     tags,
 )
 from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)

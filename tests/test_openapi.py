@@ -50,6 +50,12 @@ include-path-regex = "^/api/v1/faq(/entries/[^/]+)?$"
 include-method-regex = "^(POST|PUT)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
+# A report's name must be one of six, and its window real days, `from` not after `to`, at most 731 days apart: a
+# schema-valid name or date may rightly be refused (400, the message says which).
+[[operations]]
+include-path-regex = "^/api/v1/reports/"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]
 include-path = "/api/v1/segments/preview"

@@ -58,6 +58,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.api import bp as api
     from welead.api import json_errors
     from welead.cli import register_cli
+    from welead.dashboard import bp as dashboard
     from welead.event_pages import bp as event_pages
     from welead.form_pages import bp as form_pages
     from welead.health import bp as health
@@ -73,6 +74,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(rep_pages)
     app.register_blueprint(form_pages)
     app.register_blueprint(event_pages)
+    app.register_blueprint(dashboard)
     apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:

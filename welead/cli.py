@@ -59,11 +59,13 @@ def register_cli(app: Flask) -> None:
     from welead.cli_playbook import playbook_cli, segment_cli
     from welead.cli_rep import rep_cli
     from welead.cli_rep_pages import link as rep_link
+    from welead.cli_report import report
     from welead.cli_tokens import tokens_cli
     from welead.cli_wechat import wechat_cli
 
     rep_cli.add_command(rep_link)
     event_cli.add_command(event_staff_cli)
+    app.cli.add_command(report)
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
         app.cli.add_command(command)

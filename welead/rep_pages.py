@@ -13,8 +13,6 @@ header on its own. Errors are small HTML pages with the right status, never a tr
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from scrm.hours import ZONE
 from scrm.lead_links import read_rep_token
 from scrm.models import Rep
 from welead.auth import auth
+from welead.page_security import SECURITY_HEADERS, check_csrf, new_token
 
 # An APIBlueprint only to say "not in the OpenAPI document": APIFlask's spec walks every blueprint that has a
 # before_request function and expects `enable_openapi` on it.
@@ -46,14 +45,6 @@ MAX_PAGE = 10_000
 LIMITS = {"stage": 32, "tag": 64, "q": rep_view.MAX_QUERY}
 TITLES = {400: "That did not work", 401: "Please sign in from WeCom", 403: "This link cannot be used",
           404: "Lead not found", 405: "Not allowed"}  # fmt: skip
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-}
 
 
 @dataclass(frozen=True)
@@ -87,7 +78,7 @@ def _from_link(token: str) -> Response:
     _viewer(rep_id, bearer=False)
     kept = session.get("csrf") if session.get("rep") == rep_id else None  # forms open in other tabs keep working
     session.clear()
-    session.update(rep=rep_id, since=int(time.time()), csrf=kept or secrets.token_urlsafe(32))
+    session.update(rep=rep_id, since=int(time.time()), csrf=kept or new_token())
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "t"]
     return redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), 303)
 
@@ -128,11 +119,8 @@ def viewer() -> Viewer:
 
 def _csrf() -> None:
     """400 unless the form carries this session's token (bearer requests need none)."""
-    if viewer().bearer:
-        return
-    sent, kept = request.form.get("csrf", ""), session.get("csrf", "")
-    if not kept or not hmac.compare_digest(sent.encode(), str(kept).encode()):
-        abort(400, "This form is out of date (its security token is missing or wrong). Reload the page and retry.")
+    if not viewer().bearer:
+        check_csrf()
 
 
 # --- pages --------------------------------------------------------------------------------------------------------

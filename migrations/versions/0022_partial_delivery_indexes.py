@@ -5,14 +5,14 @@ each of them. The queries that use these indexes (a TEMPLATESENDJOBFINISH's msgi
 window) compare the column, which implies it is not null, so SQLite and PostgreSQL both use the partial index.
 
 Revision ID: 0022
-Revises: 0019
+Revises: 0020
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0019"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

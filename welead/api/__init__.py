@@ -45,6 +45,7 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     messages,
     notifications,
     playbook,
+    reports,
     reps,
     segments,
     transfers,

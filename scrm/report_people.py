@@ -1,0 +1,173 @@
+"""The funnel (stages reached, conversion, median time between stages) and the rep leaderboard (leads, MQLs,
+median time to first follow-up), from the timeline's history rather than from today's snapshot.
+
+- **Funnel.** The cohort is the followers created in the window (a rep: its own leads). A follower reached a stage
+  if it is at or past it now, or a `stage_changed` entry ever moved it there or past it (a demoted lead still
+  counts). The time between two consecutive stages is, per follower who reached both, the first `stage_changed`
+  into the later one minus the first into the earlier one (the first stage's time is the follower's creation).
+- **Reps.** A lead is an `owner_assigned` entry in the window (its `rep`; a lead counted once per rep, at its first
+  assignment in the window). An MQL is such a lead whose stage is `mql` or later now. A follow-up is what
+  the rep pages record and the lead pool reads as "the owner acted": the first `rep_action` of that rep on that lead
+  at or after the assignment (followed up with or without a note, a stage set, a tag added or removed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, select, union_all
+from sqlalchemy.orm import Session
+
+from scrm import rep_view
+from scrm.models import Activity, Follower, Rep
+from scrm.rep_actions import KIND as REP_ACTION
+from scrm.report_sql import Window, dialect, greatest, medians, ratio, seconds_between, within
+
+_A, _F = Activity.__table__.c, Follower.__table__.c
+STAGE_CHANGED, ASSIGNED = "stage_changed", "owner_assigned"
+MQL = "mql"
+
+
+def _index(column: Any, order: list[str]) -> Any:
+    """A stage name's position in the stage order (-1 for a stage the playbook does not know)."""
+    return case({name: i for i, name in enumerate(order)}, value=column, else_=-1)
+
+
+def _to() -> Any:
+    return _A.data["to"].as_string()
+
+
+def _cohort(win: Window, rep: int | None) -> list[Any]:
+    where = [within(_F.created_at, win), _F.merged_into.is_(None)]
+    return where + ([_F.owner_id == rep] if rep is not None else [])
+
+
+def _per_follower(order: list[str], where: list[Any]) -> Any:
+    """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
+    entered each stage (t0 = its creation), in one pass over its `stage_changed` entries."""
+    moved = and_(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED)
+    firsts = [func.min(case((_to() == name, _A.at))).label(f"t{i}") for i, name in enumerate(order) if i]
+    return (
+        select(_index(_F.stage, order).label("now"), func.max(_index(_to(), order)).label("ever"),
+               _F.created_at.label("t0"), *firsts)
+        .select_from(Follower)
+        .outerjoin(Activity, moved)
+        .where(*where)
+        .group_by(_F.id, _F.stage, _F.created_at)
+        .cte("per")
+    )  # fmt: skip
+
+
+def _gap(session: Session, per: Any, i: int) -> Any:
+    """Seconds from first entering stage i-1 to first entering stage i (NULL unless both, in that order)."""
+    earlier, later = per.c[f"t{i - 1}"], per.c[f"t{i}"]
+    return case((later >= earlier, seconds_between(session, earlier, later)))
+
+
+def _funnel_numbers(session: Session, order: list[str], where: list[Any]) -> tuple[list[int], dict[int, float]]:
+    """(followers that reached each stage, {stage index: median seconds from the previous one})."""
+    per = _per_follower(order, where)
+    top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
+    reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
+    reached[0] = func.count()
+    pg = dialect(session) == "postgresql"
+    gaps = [func.percentile_cont(0.5).within_group(_gap(session, per, i)) for i in range(1, len(order))] if pg else []
+    row = session.execute(select(*reached, *gaps)).one()
+    counts = [int(n) for n in row[: len(order)]]
+    if pg:
+        return counts, {i: float(m) for i, m in enumerate(row[len(order) :], 1) if m is not None}
+    if len(order) < 2:
+        return counts, {}
+    each = [select(literal(i).label("g"), _gap(session, per, i).label("secs")) for i in range(1, len(order))]
+    pairs = union_all(*each).subquery()
+    return counts, medians(session, select(pairs).where(pairs.c.secs.is_not(None)).subquery())
+
+
+def funnel(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
+    order = rep_view.stage_names(session)
+    where = _cohort(win, rep)
+    reached, times = _funnel_numbers(session, order, where)
+    rows = []
+    for i, stage in enumerate(order):
+        rows.append({
+            "stage": stage,
+            "reached": reached[i],
+            "conversion": ratio(reached[i], reached[0]),
+            "from_previous": ratio(reached[i], reached[i - 1]) if i else None,
+            "median_seconds_from_previous": _round(times.get(i)),
+        })  # fmt: skip
+    return {"report": "funnel", **win.describe(), "cohort": reached[0] if reached else 0, "stages": order,
+            "rows": rows}  # fmt: skip
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+# --- reps --------------------------------------------------------------------------------------------------------
+
+
+def _leads(win: Window, rep: int | None) -> Any:
+    """(lead, rep, first assignment in the window) for every `owner_assigned` entry in it."""
+    to_rep = _A.data["rep"].as_integer()
+    query = select(_A.follower_id.label("fid"), to_rep.label("rep"), func.min(_A.at).label("at"))
+    query = query.where(_A.kind == ASSIGNED, within(_A.at, win))
+    if rep is not None:
+        query = query.where(to_rep == rep)
+    return query.group_by(_A.follower_id, to_rep).cte("leads")
+
+
+def _followed(leads: Any, win: Window) -> Any:
+    """Each lead with the first `rep_action` of its rep on it at or after the assignment (NULL if none yet); the
+    window's start bounds the actions read (an assignment in the window is after it)."""
+    act = Activity.__table__.alias("act")
+    by_rep = and_(act.c.follower_id == leads.c.fid, act.c.kind == REP_ACTION, act.c.at >= win.start,
+                  act.c.at >= leads.c.at, act.c.data["rep"].as_integer() == leads.c.rep)  # fmt: skip
+    return (
+        select(leads.c.fid, leads.c.rep, leads.c.at, func.min(act.c.at).label("fu"))
+        .select_from(leads.outerjoin(act, by_rep))
+        .group_by(leads.c.fid, leads.c.rep, leads.c.at)
+        .cte("followed")
+    )
+
+
+def _mql(order: list[str]) -> Any:
+    """A lead is an MQL when its stage is `mql` or later now (read from the follower row: a history look-up per
+    lead cost more than the rest of the report)."""
+    if MQL not in order:
+        return literal(False)
+    return _F.stage.in_(order[order.index(MQL) :])
+
+
+def reps(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
+    order = rep_view.stage_names(session)
+    followed = _followed(_leads(win, rep), win)
+    wait = seconds_between(session, followed.c.at, followed.c.fu)
+    pg = dialect(session) == "postgresql"
+    median = [func.percentile_cont(0.5).within_group(wait)] if pg else []
+    counts = (
+        select(followed.c.rep, func.count(), func.sum(case((_mql(order), 1), else_=0)), func.count(followed.c.fu),
+               *median)
+        .join(Follower, Follower.id == followed.c.fid)
+        .group_by(followed.c.rep)
+    )  # fmt: skip
+    stats = {r[0]: (r[1], int(r[2] or 0), r[3], r[4] if pg else None) for r in session.execute(counts)}
+    if not pg:
+        waits = select(followed.c.rep.label("g"), wait.label("secs")).where(wait.is_not(None))
+        times = medians(session, waits.subquery())
+        stats = {r: (*v[:3], times.get(r)) for r, v in stats.items()}
+    rows = []
+    for rid, name, userid in _named(session, rep, set(stats)):
+        leads, mqls, done, secs = stats.get(rid, (0, 0, 0, None))
+        rows.append({"rep_id": rid, "name": name or userid, "leads": leads, "mqls": mqls, "followed_up": done,
+                     "median_seconds_to_follow_up": _round(float(secs) if secs is not None else None)})  # fmt: skip
+    rows.sort(key=lambda r: (-r["leads"], -r["mqls"], r["name"], r["rep_id"]))
+    return {"report": "reps", **win.describe(), "rows": rows}
+
+
+def _named(session: Session, rep: int | None, seen: set[int]) -> list[tuple[int, str, str]]:
+    """Every active rep (and any inactive one with leads in the window); a rep token: only itself."""
+    query = select(Rep.id, Rep.name, Rep.userid)
+    if rep is not None:
+        return list(session.execute(query.where(Rep.id == rep)))
+    return list(session.execute(query.where(Rep.active.is_(True) | Rep.id.in_(seen or {-1}))))
