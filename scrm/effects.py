@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import assign_effects, deliveries, faq_effects, handover_wecom, notices, welcomes
+from scrm import assign_effects, deliveries, faq_effects, handover_wecom, link_effects, notices, welcomes
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -90,3 +90,9 @@ def transfer_failed(visit: Visit) -> None:
     if follower is not None:
         takeover, reason = str(payload.get("UserID") or ""), str(payload.get("FailReason") or "")
         handover_wecom.callback_failed(visit.session, follower, takeover, reason, visit.event.at)
+
+
+@on(OA, "link_click")
+def link_clicked(visit: Visit) -> None:
+    """A tracked link opened by a known follower (scrm.link_accept): the click row click-through counts."""
+    link_effects.clicked(visit)

@@ -7,6 +7,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     faq_models,
     handover_models,
     journeys,
+    link_models,
     merge_models,
     models,
     notification_models,
