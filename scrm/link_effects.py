@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from foundation.sql import insert_ignore
 from scrm.link_models import Link, LinkClick
+from scrm.scoring import CapSpec
 
 if TYPE_CHECKING:
     from scrm.ingest import Visit
     from scrm.playbook.engine import Run
 
 KIND = "link_click"
+ONCE = CapSpec(once=True)
 
 
 def facts(payload: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +65,10 @@ def award(run: Run, visit: Visit) -> None:
     for name in link.tags or []:
         if isinstance(name, str) and name:
             run.add_tag(name, rule)
-    if link.points:
+    if link.points:  # once per follower per link: a burst of clicks, or a second message with it, scores nothing
         model = run.book.primary
         got = run.ledger.award(model=model, half_life=run.book.half_lives[model], points=link.points, rule=rule,
-                               interaction_id=visit.interaction_id, dedup=f"{rule}:{run.scope}", cap=None,
+                               interaction_id=visit.interaction_id, dedup=f"{rule}:{run.scope}", cap=ONCE,
                                now=run.now)  # fmt: skip
         if got is not None:
             run.scored(rule, got)

@@ -37,13 +37,14 @@ class Stamper:
     def __init__(self, signer: LinkSigner, public_url: str) -> None:
         self.signer, self.base = signer, public_url.rstrip("/")
         self._own = re.compile(re.escape(self.base) + r"/[lp]/[A-Za-z0-9_-]+(?:\?[^\s#]*)?")
-        self._codes: tuple[float, dict[str, str]] = (float("-inf"), {})
+        self._codes: dict[str, tuple[float, dict[str, str]]] = {}  # per database
 
     def codes(self, conn: Connection) -> dict[str, str]:
-        now = time.monotonic()
-        if now - self._codes[0] > REFRESH:
-            self._codes = (now, codes_by_url(conn))
-        return self._codes[1]
+        now, db = time.monotonic(), str(conn.engine.url)
+        seen = self._codes.get(db)
+        if seen is None or now - seen[0] > REFRESH:
+            seen = self._codes[db] = (now, codes_by_url(conn))
+        return seen[1]
 
     def token(self, openid: str, **carrier: Any) -> str:
         return self.signer.sign(PURPOSE, {"o": openid, **{k: v for k, v in carrier.items() if v is not None}})

@@ -32,8 +32,16 @@ log = logging.getLogger("welead.links")
 bp = Blueprint("links_web", __name__, template_folder=str(ROOT / "templates"))
 CODE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 OAUTH_TIMEOUT = 3.0
-TARGETS = Targets()
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def targets() -> Targets:
+    """This process's code → target cache for the app's database (kept on its services object)."""
+    svc = services()
+    found = svc.__dict__.get("link_targets")
+    if found is None:
+        found = svc.__dict__["link_targets"] = Targets()
+    return found
 
 
 def not_found(what: str = "This link does not exist") -> Response:
@@ -47,7 +55,7 @@ def follow(code: str) -> Response:
         return not_found()
     db = services().db
     with db.lazy_reader() as conn:
-        target = TARGETS.get(conn, code)
+        target = targets().get(conn, code)
     if target is None:
         return not_found()
     visitor = visitors.identify(request)
