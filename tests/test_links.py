@@ -5,12 +5,16 @@ broadcast reports its click-through. Bad input: forged parameters, unknown codes
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 
+from scrm.link_models import LinkClick
 from scrm.link_sign import LinkSigner
 from tests.helpers import drain as apply_all
+from tests.helpers import post
 from tests.links_kit import (
     PHONE_UA,
     anonymous_clicks,
@@ -19,7 +23,7 @@ from tests.links_kit import (
     register,
     token,
 )
-from tests.messaging_kit import add_followers, drain, template_sends, with_messaging
+from tests.messaging_kit import add_followers, drain, svc, template_sends, with_messaging
 
 BOOK = """
 name: links
@@ -144,3 +148,37 @@ rules:
 """
     r = client.post("/api/v1/playbook/check", data=bad, headers={**auth_headers, "Content-Type": "application/yaml"})
     assert r.status_code == 422 and "link_clicked" in str(r.json)
+
+
+NEWS = """
+name: news
+rules:
+  - name: pricing news
+    when: {text: {keywords: [price]}}
+    do:
+      - reply:
+          articles:
+            - title: Pricing
+              description: Plans
+              url: https://shop.example.com/spring
+"""
+
+
+def test_news_replies_carry_the_followers_attribution(app, client, auth_headers):
+    """A news reply's url that is a registered target becomes the follower's own short link; the click names the
+    rule that carried it."""
+    link = register(client, auth_headers)
+    _load(client, auth_headers, NEWS)
+
+    r = post(client, "text", openid="n-1", content="price please", msg_id="77001")
+    match = re.search(rb"<Url><!\[CDATA\[(.*?)\]\]></Url>", r.data)
+    assert match, r.data
+    url = match.group(1).decode()
+    assert f"/l/{link['code']}?wl=" in url
+    again = post(client, "text", openid="n-1", content="price please", msg_id="77001")  # WeChat's retry
+    assert re.sub(rb"<CreateTime>\d+", b"", again.data) == re.sub(rb"<CreateTime>\d+", b"", r.data)
+    assert client.get(local(url)).headers["Location"] == link["url"]
+    apply_all(app)
+    with svc(app).db.sessions() as s:
+        carriers = [(c.carrier, c.carrier_ref) for c in s.scalars(select(LinkClick))]
+    assert carriers == [("rule", "pricing news")]
