@@ -32,7 +32,7 @@ def _carrier(carrier: dict[str, Any]) -> tuple[str, str | None, int | None, int 
     if isinstance(carrier.get("r"), str):
         return "rule", carrier["r"][:128], None, None
     via = carrier.get("via")
-    return (via if via in ("oauth", "cookie", "page") else "unknown"), None, None, None
+    return (via if via in ("oauth", "cli") else "unknown"), None, None, None
 
 
 def _int(value: Any) -> int | None:
