@@ -37,12 +37,12 @@ def broadcast(session: Session, broadcast_id: int) -> dict[str, Any]:
 def deliveries(session: Session, key_prefix: str) -> dict[str, Any]:
     """The same for every delivery whose idempotency key starts with `key_prefix` (a rule's or journey's sends:
     `pb:rule:<name>:`): messages reached, messages clicked (once each), clicks."""
-    c, d = LinkClick.__table__.c, Delivery.__table__.c
+    table, d = LinkClick.__table__, Delivery.__table__.c
+    c, joined = table.c, LinkClick.__table__.join(Delivery.__table__, Delivery.__table__.c.id == table.c.delivery_id)
     mine = d.key.startswith(key_prefix, autoescape=True)
     delivered = session.scalar(select(func.count()).where(mine, d.state.in_(REACHED))) or 0
     clicked, clicks = session.execute(
-        select(func.count(c.delivery_id.distinct()), func.count()).select_from(c.table.join(d, d.id == c.delivery_id))
-        .where(mine)
+        select(func.count(c.delivery_id.distinct()), func.count()).select_from(joined).where(mine)
     ).one()  # fmt: skip
     return {"delivered": int(delivered), "clicked": int(clicked), "clicks": int(clicks),
             "click_through": _ratio(int(clicked), int(delivered))}  # fmt: skip

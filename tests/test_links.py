@@ -182,3 +182,33 @@ def test_news_replies_carry_the_followers_attribution(app, client, auth_headers)
     with svc(app).db.sessions() as s:
         carriers = [(c.carrier, c.carrier_ref) for c in s.scalars(select(LinkClick))]
     assert carriers == [("rule", "pricing news")]
+
+
+RULE_SEND = """
+name: sends
+rules:
+  - name: offer mail
+    when: {text: {keywords: [offer]}}
+    do:
+      - send_template:
+          template: event_checkin
+          data: {page_url: "https://shop.example.com/spring"}
+"""
+
+
+def test_a_rules_sends_report_their_click_through(app, client, live, auth_headers):
+    link = register(client, auth_headers)
+    _load(client, auth_headers, RULE_SEND)
+    add_followers(app, 2, prefix="r-")
+    for openid in ("r-000000", "r-000001"):
+        post(client, "text", openid=openid, content="any offer?")
+    drain(app)
+    urls = {rec["body"]["touser"]: rec["body"]["url"] for rec in template_sends(app) if rec["errcode"] == 0}
+    assert all(u.startswith(f"{live}/l/{link['code']}?wl=") for u in urls.values()) and len(urls) == 2
+    for _ in range(3):
+        client.get(local(urls["r-000000"]))
+    apply_all(app)
+    got = client.get("/api/v1/links/click-through", query_string={"rule": "offer mail"}, headers=auth_headers).json
+    assert got == {"delivered": 2, "clicked": 1, "clicks": 3, "click_through": 0.5}
+    none = client.get("/api/v1/links/click-through", query_string={"rule": "of%"}, headers=auth_headers).json
+    assert none["delivered"] == 0  # a rule's name is matched literally

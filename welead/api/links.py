@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema, abort
-from apiflask.fields import Dict, Integer, List, Nested, Raw, String
+from apiflask.fields import Dict, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, Range
 
 from foundation.services import services
@@ -17,7 +17,7 @@ from scrm import link_reads, links, pages
 from scrm.links import LinkInvalid
 from welead.api import bp
 from welead.api.access import allow, answers
-from welead.api.schemas import INT4_MAX, Out, opt, req
+from welead.api.schemas import Out, opt, req
 
 
 class LinkIn(Schema):
@@ -51,8 +51,14 @@ class LinkArgs(Schema):
 
 
 class ClickThroughArgs(Schema):
-    broadcast = Integer(load_default=None, validate=Range(0, INT4_MAX))
-    rule = String(load_default=None, validate=Length(1, 100))
+    rule = String(required=True, validate=Length(1, 100), metadata={"description": "a rule's (or journey's) name"})
+
+
+class ClickThroughOut(Out):
+    delivered = req(Integer(metadata={"description": "messages WeChat took (sent or delivered)"}))
+    clicked = req(Integer(metadata={"description": "of those, messages clicked at least once"}))
+    clicks = req(Integer())
+    click_through = req(Float())
 
 
 class PageIn(Schema):
@@ -120,14 +126,11 @@ def list_links(args: dict[str, Any]):
 @bp.get("/links/click-through")
 @allow("marketer")
 @bp.input(ClickThroughArgs, location="query", arg_name="args")
-@bp.doc(summary="Click-through of a broadcast or of a rule's (or journey's) sends", responses=answers(Dict(), 400))
+@bp.doc(summary="Click-through of a rule's (or journey's) sends",
+        description="A broadcast's is in its status (`clicks`).", responses=answers(ClickThroughOut))  # fmt: skip
 def click_through(args: dict[str, Any]):
     with services().db.sessions() as session:
-        if args["broadcast"] is not None:
-            return link_reads.broadcast(session, args["broadcast"])
-        if args["rule"]:
-            return link_reads.deliveries(session, f"pb:rule:{args['rule']}:")
-    abort(400, "give ?broadcast=<id> or ?rule=<name>")
+        return link_reads.deliveries(session, f"pb:rule:{args['rule']}:")
 
 
 @bp.post("/pages")
