@@ -125,8 +125,8 @@ def test_names_are_unique_and_roles_apply(client, auth_headers):
     assert client.post("/api/v1/links", json={"name": "n", "url": "https://x.example.com"}).status_code == 401
 
 
-def test_a_signed_click_of_someone_never_recorded_is_not_lost(app, client, auth_headers):
-    """A recipient WeLead sent to is a follower: their click creates no stranger, it is theirs."""
+def test_a_click_carried_by_a_rule_is_the_recipients(app, client, auth_headers):
+    """A signed parameter naming a rule (a reply's URL) attributes the click to its recipient."""
     link = register(client, auth_headers)
     add_followers(app, 1, prefix="b-")
     r = client.get(f"/l/{link['code']}", query_string={"wl": token(app, "b-000000", r="welcome")})
@@ -212,3 +212,14 @@ def test_a_rules_sends_report_their_click_through(app, client, live, auth_header
     assert got == {"delivered": 2, "clicked": 1, "clicks": 3, "click_through": 0.5}
     none = client.get("/api/v1/links/click-through", query_string={"rule": "of%"}, headers=auth_headers).json
     assert none["delivered"] == 0  # a rule's name is matched literally
+
+
+def test_a_database_outage_is_a_page_not_a_traceback(settings):
+    from welead.app import create_app
+
+    app = create_app(settings.replace(database_url="sqlite:////nonexistent-dir/welead.db"))
+    try:
+        r = app.test_client().get("/l/abcdefg")
+        assert r.status_code == 503 and r.mimetype == "text/html" and b"try again" in r.data
+    finally:
+        app.extensions["welead"].close()

@@ -44,9 +44,9 @@ def targets() -> Targets:
     return found
 
 
-def not_found(what: str = "This link does not exist") -> Response:
+def not_found(what: str = "This link does not exist", status: int = 404) -> Response:
     body = render_template("pages/not_found.html", what=what)
-    return Response(body, 404, mimetype="text/html", headers=HEADERS)
+    return Response(body, status, mimetype="text/html", headers=HEADERS)
 
 
 @bp.get("/l/<code>")
@@ -54,8 +54,12 @@ def follow(code: str) -> Response:
     if not CODE.match(code):
         return not_found()
     db = services().db
-    with db.lazy_reader() as conn:
-        target = targets().get(conn, code)
+    try:
+        with db.lazy_reader() as conn:
+            target = targets().get(conn, code)
+    except DBAPIError as exc:  # not in the cache and the database is down: say so, never a traceback
+        log.error("link %s: database unavailable: %s", code, exc.__class__.__name__)
+        return not_found("This link cannot be opened right now: please try again in a moment", 503)
     if target is None:
         return not_found()
     visitor = visitors.identify(request)
