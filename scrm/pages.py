@@ -29,7 +29,7 @@ from scrm.playbook import store
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-MAX_BODY, MAX_FIELDS, MAX_VALUE = 20_000, 8, 500
+MAX_BODY, MAX_FIELDS, MAX_VALUE = 5_000, 8, 500  # a phone page; the largest valid page fits the 64 KiB body cap
 SHARED = "shared_visit"
 
 
