@@ -2,8 +2,9 @@
 web authorization comes back.
 
 The redirect is as lean as the callback path: the code → target cache (scrm.links.Targets, no read on a hit), the
-visitor from the signed parameter or cookie (welead.visitors, no read), ONE insert (scrm.link_accept), a Redis hint
-for the applier. A visitor named only by the cookie costs one more indexed read (are they a follower?).
+visitor from the signed parameter or cookie (welead.visitors, no read), ONE insert (scrm.link_accept), nothing else:
+no Redis round trip (the applier's 100 ms poll finds the click; a click's effects need not beat that). A visitor
+named only by the cookie costs one more indexed read (are they a follower?).
 
 The authorization return does one outbound call, `sns/oauth2/access_token`, inside the request: that is the OAuth
 redirect's own protocol (the browser waits for it, WeChat does not), with a 3-second timeout, never on the callback
@@ -16,14 +17,12 @@ import logging
 import re
 from contextlib import suppress
 
-import redis
 from flask import Blueprint, Response, redirect, render_template, request
 from sqlalchemy.exc import DBAPIError
 
 from foundation.config import ROOT
 from foundation.services import services
 from scrm import link_accept
-from scrm.applier import wake
 from scrm.links import Target, Targets
 from wechat.oauth import OAuthError, exchange
 from welead import visitors
@@ -77,9 +76,7 @@ def _record(target: Target, visitor: visitors.Visitor) -> None:
         link_accept.anonymous(db, target)
         return
     assert visitor.openid is not None
-    link_accept.click(db, target, visitor.openid, visitor.carrier)
-    with suppress(redis.RedisError, OSError):  # the applier polls the database anyway
-        wake(services().redis)
+    link_accept.click(db, target, visitor.openid, visitor.carrier)  # no applier hint: its 100 ms poll finds it
 
 
 class _NoStore(Response):
