@@ -36,7 +36,8 @@ class Stamper:
 
     def __init__(self, signer: LinkSigner, public_url: str) -> None:
         self.signer, self.base = signer, public_url.rstrip("/")
-        self._own = re.compile(re.escape(self.base) + r"/[lp]/[A-Za-z0-9_-]+(?:\?[^\s#]*)?")
+        # WeLead's own links in a text; the query stops at punctuation (a trailing "," or "。" is text)
+        self._own = re.compile(re.escape(self.base) + r"/[lp]/[A-Za-z0-9_-]+(?:\?[A-Za-z0-9_.~%=&+-]*)?")
         self._codes: dict[str, tuple[float, dict[str, str]]] = {}  # per database
 
     def codes(self, conn: Connection) -> dict[str, str]:
