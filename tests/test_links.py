@@ -99,6 +99,13 @@ def test_forged_and_tampered_parameters_redirect_and_attribute_nothing(app, clie
     assert len(forged) == 4  # the replayed token is logged once
 
 
+def test_a_head_request_counts_nothing(app, client, auth_headers):
+    link = register(client, auth_headers)
+    r = client.head(f"/l/{link['code']}", query_string={"wl": token(app, "a-1")})
+    assert r.status_code == 302 and r.headers["Location"] == link["url"] and r.headers["Cache-Control"] == "no-store"
+    assert clicks_recorded(app) == 0 and anonymous_clicks(app, link["code"]) == 0
+
+
 def test_unknown_code_is_an_html_404(client):
     for code in ("nope123", "x" * 40, "bad$code"):
         r = client.get(f"/l/{code}")

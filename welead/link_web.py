@@ -61,6 +61,8 @@ def follow(code: str) -> Response:
         return not_found("This link cannot be opened right now: please try again in a moment", 503)
     if target is None:
         return not_found()
+    if request.method == "HEAD":  # a link checker or previewer, not a click
+        return redirect(target.url, 302, Response=_NoStore)
     visitor = visitors.identify(request)
     if visitors.wants_oauth(request, visitor):
         return visitors.start_oauth(visitors.here())
