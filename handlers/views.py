@@ -20,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from foundation.services import services
 from foundation.telemetry import CALLBACK_SECONDS, CALLBACKS
 from handlers.dispatch import to_event
+from scrm import link_stamp
 from scrm.accept import Accepted, accept
 from scrm.applier import wake
 from scrm.chatbot_llm import Policy
@@ -115,6 +116,26 @@ def _reply(accepted: Accepted, msg: Inbound) -> str | None:
     answer = accepted.reply
     if not answer:
         return None
+    answer = _attributed(answer, msg.openid, (accepted.decision or {}).get("rules") or [None])
     articles = tuple(Article(**a) for a in answer.get("articles", ()))
     reply = Reply(text=answer.get("text", ""), articles=articles, transfer=bool(answer.get("transfer")))
     return render(reply, msg.openid, msg.account)
+
+
+def _attributed(answer: dict[str, Any], openid: str, rules: list[str | None]) -> dict[str, Any]:
+    """The reply's URLs with the follower's signed attribution (scrm.link_stamp): a news article's url, WeLead's
+    links in a text. Deterministic, so a retried callback gets the same XML."""
+    if not answer.get("articles") and "/l/" not in answer.get("text", "") and "/p/" not in answer.get("text", ""):
+        return answer
+    svc = services()
+    stamp = link_stamp.stamper(svc.settings.secret_key, svc.settings.public_url)
+    token = stamp.token(openid, r=rules[0])
+    out = dict(answer)
+    if out.get("text"):
+        out["text"] = stamp.text(out["text"], token)
+    if out.get("articles"):
+        with svc.db.lazy_reader() as conn:  # the registered targets: read at most every 30 s per process
+            codes = stamp.codes(conn)  # type: ignore[arg-type]
+        out["articles"] = [{**a, "url": stamp.url(a["url"], token, codes)} if a.get("url") else a
+                           for a in out["articles"]]  # fmt: skip
+    return out

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from foundation.clock import utcnow
 from foundation.db import Json
 from foundation.sql import insert_ignore
-from scrm import audience, deliveries, delivery_queue, delivery_reads, followers, guards
+from scrm import audience, deliveries, delivery_queue, delivery_reads, followers, guards, link_reads
 from scrm.delivery_models import CANCELLED, DONE, FINAL, PAUSED, RUNNING, Broadcast
 from scrm.guards import SendRules
 from scrm.message_templates import MASS, Library, TemplateError, render
@@ -368,6 +368,7 @@ def status(session: Session, broadcast_id: int) -> dict[str, Any]:
         "created_by": b.created_by,
         "created_at": followers.iso(b.created_at),
         "finished_at": followers.iso(b.finished_at),
+        "clicks": link_reads.broadcast(session, b.id),  # delivered → clicked (scrm.link_reads)
     }
 
 

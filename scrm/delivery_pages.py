@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from scrm import deliveries, followers, guards
 from scrm.deliveries import Outgoing, Result
 from scrm.delivery_models import ERROR, QUEUED, RUNNING, SENDING, SENT, UNKNOWN, Broadcast, Delivery
+from scrm.link_stamp import Stamper
 from scrm.message_templates import CUSTOM, TEMPLATE, Library, TemplateError, render, request_body
 from scrm.models import Activity, Follower, FollowerTag, Tag
 
@@ -108,10 +109,12 @@ def prepare(
     lib: Library,
     now: datetime,
     mark: Callable[[str], None] = _no_mark,
+    stamp: Stamper | None = None,
 ) -> list[Outgoing]:
     """Claim a page and run each row through the guards and the renderer: what to send now. The rest are settled
     (blocked, skipped, error, unknown) or deferred (quiet hours) in the same transaction. `mark(phase)` is called
-    after each step, for the caller's CPU accounting (claim, guards, render, state write)."""
+    after each step, for the caller's CPU accounting (claim, guards, render, state write). `stamp`: the URLs get
+    the recipient's signed attribution (scrm.link_stamp)."""
     rows = claim(session, ids, now)
     mark("claim")
     if not rows:
@@ -134,6 +137,9 @@ def prepare(
             continue
         if row.channel in (TEMPLATE, CUSTOM):  # the next row of this follower in the page sees this one
             page.past.recent[row.follower_id] = page.past.recent.get(row.follower_id, 0) + 1
+        if stamp is not None and row.channel in (TEMPLATE, CUSTOM):
+            token = stamp.token(row.openid, d=row.id, b=row.broadcast_id)
+            payload = stamp.payload(session.connection(), payload, token)
         cmid = deliveries.client_msg_id(row.key)
         body = request_body(row.openid, payload, cmid) if row.channel == TEMPLATE else payload
         at = row.attempted_at if row.in_doubt else now

@@ -15,6 +15,7 @@ from scrm import (
     faq_effects,
     handover_wecom,
     lead_capture,
+    link_effects,
     notices,
     welcomes,
 )
@@ -102,3 +103,9 @@ def transfer_failed(visit: Visit) -> None:
     if follower is not None:
         takeover, reason = str(payload.get("UserID") or ""), str(payload.get("FailReason") or "")
         handover_wecom.callback_failed(visit.session, follower, takeover, reason, visit.event.at)
+
+
+@on(OA, "link_click")
+def link_clicked(visit: Visit) -> None:
+    """A tracked link opened by a known follower (scrm.link_accept): the click row click-through counts."""
+    link_effects.clicked(visit)

@@ -9,6 +9,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     handover_models,
     journey_models,
     journeys,
+    link_models,
     merge_models,
     models,
     notification_models,

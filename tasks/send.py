@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from foundation.clock import utcnow
 from foundation.services import services
-from scrm import broadcasts, deliveries, delivery_pages, delivery_queue, guards
+from scrm import broadcasts, deliveries, delivery_pages, delivery_queue, guards, link_stamp
 from scrm.deliveries import Outgoing, Result
 from scrm.delivery_models import BLOCKED, DELIVERED, ERROR, FAILED, QUEUED, SENT, SKIPPED, UNKNOWN, Delivery
 from scrm.message_templates import CUSTOM, MASS, TEMPLATE, Library, TemplateError, library
@@ -89,6 +89,7 @@ class Sender:
         self.breakers: dict[int, Breaker] = {}
         self.touched: set[int] = set()
         self.phases = Phases()
+        self.stamp = link_stamp.stamper(svc.settings.secret_key, svc.settings.public_url)  # attribution on URLs
 
     def channel(self, delivery_id: int) -> str | None:
         with self.db.sessions() as session:
@@ -96,7 +97,7 @@ class Sender:
 
     def prepare(self, ids: list[int]) -> list[Outgoing]:
         with self.db.transaction() as session:
-            outs = delivery_pages.prepare(session, ids, self.rules, self.lib, utcnow(), self.phases.mark)
+            outs = delivery_pages.prepare(session, ids, self.rules, self.lib, utcnow(), self.phases.mark, self.stamp)
         self.phases.mark("state write")  # the commit
         return outs
 

@@ -29,6 +29,7 @@ PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.pump.pump
 PERIODIC += [("tasks.playbook.tick", 60), ("tasks.tagsync.sync", 60)]  # inactive triggers, decay; WeChat tags
 PERIODIC += [("tasks.handover.pool", 300)]  # the lead pool (off unless WELEAD_LEAD_POOL_DAYS is set)
 PERIODIC += [("tasks.journey.tick", 5)]  # journey steps that are due, segment entries (scrm.journeys)
+PERIODIC += [("tasks.links.refresh_ticket", 60)]  # the JS-SDK jsapi_ticket the landing pages sign with
 
 
 def eventful(result: Any) -> bool:

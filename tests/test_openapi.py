@@ -55,6 +55,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-path-regex = "^/api/v1/reports/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+# A link's target must be an absolute http(s) URL with a host, and a page's button and form fields must make sense
+# (an http(s) URL, field names): meanings JSON Schema cannot state, so a schema-valid link or page may rightly be
+# refused (400); a request without a body is refused 422, as for every JSON body (docs/links.md).
+[[operations]]
+include-path-regex = "^/api/v1/(links|pages)$"
+include-method-regex = "^POST$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "422"]
 
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]

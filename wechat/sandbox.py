@@ -27,11 +27,14 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from wechat.sandbox_apis import OA_APIS, WECOM_APIS, serve
 from wechat.sandbox_contacts import CONTACT_APIS
 from wechat.sandbox_members import WECOM_MEMBER_APIS
+from wechat.sandbox_oauth import TICKET_APIS
+from wechat.sandbox_oauth import bp as oauth_bp
 from wechat.sandbox_state import Call, ConfigError, SandboxControl
 from wechat.sandbox_transfer import TRANSFER_APIS
 from wechat.sandbox_welcome import WELCOME_APIS
 from wechat.settings import WeChatSettings
 
+OA_APIS = {**OA_APIS, **TICKET_APIS}  # the JS-SDK jsapi_ticket (OA web authorization: wechat.sandbox_oauth)
 WECOM_APIS = {**WECOM_APIS, **TRANSFER_APIS}  # customer transfers (在职/离职继承)
 WECOM_APIS = {**WECOM_APIS, **WECOM_MEMBER_APIS}  # contact ways list corp members only (60111)
 WECOM_APIS = {**WECOM_APIS, **WELCOME_APIS}  # send_welcome_msg: once per WelcomeCode, within 20 s
@@ -52,6 +55,7 @@ def mount(app: Flask, *, settings: Callable[[], WeChatSettings], connection: Cal
     """Serve the sandbox under /sandbox in `app`."""
     app.extensions[EXTENSION] = Wiring(settings, connection)
     app.register_blueprint(bp)
+    app.register_blueprint(oauth_bp)
 
 
 def _body() -> Any:

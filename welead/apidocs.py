@@ -67,6 +67,7 @@ def contract(app: APIFlask, spec: dict[str, Any]) -> dict[str, Any]:
             if rule.rule.startswith(PREFIX) and isinstance(operation, dict):
                 _roles(operation, roles_of(view))
                 _body(operation, getattr(view, BODY_ATTR, None))
+                _body_required(spec, operation)
                 _query(operation, getattr(view, QUERY_ATTR, ()))
                 _ids(operation)
                 _error(operation, 400)  # NUL or lone surrogates anywhere (access.refuse_unstorable)
@@ -96,6 +97,16 @@ def _body(operation: dict[str, Any], raw: dict[str, Any] | None) -> None:
         operation["requestBody"] = {"required": True, "description": raw["description"], "content": content}
     if "requestBody" in operation:
         _error(operation, 413)
+
+
+def _body_required(spec: dict[str, Any], operation: dict[str, Any]) -> None:
+    """A JSON body whose schema has required fields is itself required: a request without one is refused (422), so
+    the document must not present it as valid."""
+    body = operation.get("requestBody")
+    ref = ((body or {}).get("content", {}).get("application/json", {}).get("schema") or {}).get("$ref", "")
+    schema = spec.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {}) if ref else {}
+    if body is not None and schema.get("required"):
+        body["required"] = True
 
 
 def _query(operation: dict[str, Any], params: tuple[dict[str, Any], ...]) -> None:

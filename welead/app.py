@@ -63,7 +63,9 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.form_pages import bp as form_pages
     from welead.health import bp as health
     from welead.landing import bp as landing
+    from welead.link_web import bp as links_web
     from welead.metrics import bp as metrics
+    from welead.page_web import bp as pages_web
     from welead.rep_pages import bp as rep_pages
 
     app.register_blueprint(callbacks)
@@ -75,6 +77,8 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(form_pages)
     app.register_blueprint(event_pages)
     app.register_blueprint(dashboard)
+    app.register_blueprint(links_web)  # /l/<code>, /oauth/wechat
+    app.register_blueprint(pages_web)  # /p/<slug>
     apidocs.init_app(app)
     json_errors(app)
     if settings.sandbox:

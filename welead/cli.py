@@ -56,6 +56,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_event_staff import staff_cli as event_staff_cli
     from welead.cli_faq import faq_cli
     from welead.cli_journey import journey_cli
+    from welead.cli_links import links_cli
     from welead.cli_playbook import playbook_cli, segment_cli
     from welead.cli_rep import rep_cli
     from welead.cli_rep_pages import link as rep_link
@@ -71,3 +72,4 @@ def register_cli(app: Flask) -> None:
         app.cli.add_command(command)
     app.cli.add_command(event_cli)
     app.cli.add_command(journey_cli)
+    app.cli.add_command(links_cli)

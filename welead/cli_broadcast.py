@@ -132,6 +132,10 @@ def _summary(status: dict[str, Any]) -> None:
         click.echo(f"  retries: {status['retries']}")
     if status["pause_reason"]:
         click.echo(f"  paused: {status['pause_reason']}")
+    clicks = status.get("clicks") or {}
+    if clicks.get("clicks"):
+        click.echo(f"  clicks: {clicks['clicks']} by {clicks['clickers']} of {clicks['delivered']} delivered"
+                   f" (click-through {clicks['click_through']:.1%})")  # fmt: skip
     line = broadcasts.waiting_note(status, send.rules())
     if line:
         click.echo(f"  {line}")

@@ -1,14 +1,14 @@
 """journeys: versioned journey definitions, run positions and due times, step executions (one per run and step)
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"  # this branch merged `events` (0015); the coordinator re-chains at merge
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -148,6 +148,22 @@ def _patterns(field_name: str, patterns: list[str] | None) -> Matcher:
     return match
 
 
+def _every(link: list[str] | None, campaign: list[str] | None, url: list[str] | None) -> Matcher:
+    """`link_clicked`: each matcher given must match its fact (name, campaign, URL)."""
+    given = [_patterns(name, p) for name, p in (("link", link), ("campaign", campaign), ("url", url)) if p]
+
+    def match(facts: Facts) -> dict[str, str] | None:
+        bound: dict[str, str] = {}
+        for one in given:
+            found = one(facts)
+            if found is None:
+                return None
+            bound.update(found)
+        return bound
+
+    return match
+
+
 def _text(spec: OnText) -> Matcher:
     regex = compile_regex(spec.regex, ignore_case=spec.ignore_case) if spec.regex else None
     words = [w.casefold() if spec.ignore_case else w for w in spec.keywords]
@@ -166,6 +182,8 @@ def _matcher(rule: Rule, primary: str) -> Matcher:
     kind, spec = rule.when.kind, rule.when.spec
     if kind == "text":
         return _text(spec)
+    if kind == "link_clicked":
+        return _every(spec.link, spec.campaign, spec.url)
     if kind in PATTERN_FIELD:
         return _patterns(PATTERN_FIELD[kind], getattr(spec, PATTERN_FIELD[kind]))
     if kind in ("template_delivered", "template_failed"):

@@ -179,6 +179,15 @@ class OnStatus(Strict):
     status: Patterns | None = None
 
 
+class OnLink(Strict):
+    """`link_clicked`: by the link's name, its campaign or its target URL (scene-style patterns; all given must
+    match)."""
+
+    link: Patterns | None = None
+    campaign: Patterns | None = None
+    url: Patterns | None = None
+
+
 class Nothing(Strict):
     pass
 
@@ -204,6 +213,7 @@ TRIGGER_MAIN: dict[str, str | None] = {
     "faq_answered": "entry",
     "contact_added": "scene",
     "contact_removed": None,
+    "link_clicked": "link",
     "any": None,
 }
 
@@ -231,6 +241,7 @@ class Trigger(Strict):
     faq_answered: OnFaq | None = None
     contact_added: OnScene | None = None
     contact_removed: Nothing | None = None
+    link_clicked: OnLink | None = None
     any: Nothing | None = None
 
     @model_validator(mode="before")

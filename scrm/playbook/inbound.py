@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scrm import faq_effects
+from scrm import faq_effects, link_effects
 from scrm.playbook.compiled import Compiled, Signal
 from scrm.playbook.engine import Run
 
@@ -55,6 +55,8 @@ def signals(event: Event) -> list[Signal]:
         out = [Signal("unsubscribe")]
     elif kind == "change_external_contact":
         out = _wecom(event)
+    elif kind == link_effects.KIND:
+        out = [Signal("link_clicked", link_effects.facts(event.payload))]
     return [*out, Signal("any", {"kind": kind})]
 
 
@@ -72,6 +74,7 @@ def run(visit: Visit, book: Compiled | None) -> None:
     try:
         with visit.session.no_autoflush:
             faq_effects.award(engine, visit)  # the answered FAQ entry's tags and points
+            link_effects.award(engine, visit)  # the clicked link's tags and points
         engine.drain()
     finally:
         visit.firing = engine.firing

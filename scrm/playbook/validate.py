@@ -305,7 +305,7 @@ def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
             yield f"unknown placeholder {{{name}}} (this trigger provides: {', '.join(sorted(bound))})"
 
 
-QUIET_TRIGGERS = frozenset({"inactive"})
+QUIET_TRIGGERS = frozenset({"inactive", "link_clicked"})  # a link click is no message: nothing to answer
 # Signals that effects raise while the applier runs, after the follower was answered.
 DERIVED_TRIGGERS = frozenset({"tag_added", "tag_removed", "stage_changed", "score_crossed", "form_submitted",
                               "checked_in", "faq_answered"})  # fmt: skip
@@ -328,6 +328,7 @@ FACTS = {
     "form_submitted": {"form", "event", "booth"},
     "checked_in": {"event", "booth"},
     "faq_answered": {"entry", "score"},
+    "link_clicked": {"link", "campaign", "url"},
     "any": {"kind"},
 }
 PATTERN_FIELD = {

@@ -41,6 +41,7 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     followers,
     interactions,
     journeys,
+    links,
     merges,
     messages,
     notifications,

@@ -275,6 +275,7 @@ class BroadcastOut(BroadcastSummary):
     created_by = opt(String)
     finished_at = opt(DateTime)
     warnings = List(String(), metadata={"description": "after a start: what will not go, and why"})
+    clicks = req(Dict(metadata={"description": "click-through: delivered, clickers (once each), clicks, ratio"}))
 
 
 class FailedInteraction(Out):
