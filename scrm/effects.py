@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import assign_effects, deliveries, faq_effects, handover_wecom, notices, welcomes
+from scrm import assign_effects, deliveries, faq_effects, handover_wecom, notices, referral_effects, welcomes
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -43,6 +43,7 @@ def apply(visit: Visit) -> None:
 
 @on(OA, "subscribe")
 def subscribe(visit: Visit) -> None:
+    referral_effects.subscribed(visit)  # first: it needs to see whether the follower ever followed before
     visit.subscribe(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
 
@@ -51,6 +52,7 @@ def subscribe(visit: Visit) -> None:
 @on(WECOM_CONTACT, "del_external_contact")  # the rep removed the customer: no longer reachable
 def unsubscribe(visit: Visit) -> None:
     visit.unsubscribe()
+    referral_effects.unsubscribed(visit)
 
 
 @on(WECOM_CONTACT, "del_follow_user")
@@ -66,6 +68,7 @@ def removed_rep(visit: Visit) -> None:
 def scan(visit: Visit) -> None:
     visit.scanned(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
+    referral_effects.scanned(visit)
 
 
 @on(OA, "templatesendjobfinish", "masssendjobfinish")

@@ -10,6 +10,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     merge_models,
     models,
     notification_models,
+    referral_models,
     tags,
 )
 from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)
