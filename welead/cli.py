@@ -50,6 +50,7 @@ def scheduler() -> None:
 def register_cli(app: Flask) -> None:
     from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
+    from welead.cli_campaign import campaign_cli
     from welead.cli_code import code_cli
     from welead.cli_contact import contact_cli
     from welead.cli_faq import faq_cli
@@ -63,3 +64,4 @@ def register_cli(app: Flask) -> None:
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
         app.cli.add_command(command)
+    app.cli.add_command(campaign_cli)
