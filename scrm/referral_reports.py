@@ -97,5 +97,5 @@ def invites_csv(session: Session, campaign: Campaign) -> Iterator[str]:
 
 def _line(values: tuple[Any, ...]) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in values])
+    csv.writer(out).writerow(["'" + v if isinstance(v, str) and v[:1] and v[0] in "=+-@" else v for v in values])
     return out.getvalue()
