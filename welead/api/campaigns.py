@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from apiflask import Schema, abort
-from apiflask.fields import Dict, Integer, List, Nested, String
+from apiflask.fields import DateTime, Dict, Integer, List, Nested, String
+from apiflask.validators import Length, Range, Regexp
 from flask import Response, request, stream_with_context
 
 from foundation.services import services
@@ -29,24 +30,25 @@ ABOUT = (
 
 
 class TierIn(Schema):
-    invites = Integer(required=True, metadata={"description": "1-100000"})
-    tag = String(metadata={"description": "given to the inviter at this count"})
-    points = Integer(metadata={"description": "score points (the stage model)"})
-    template = String(metadata={"description": "a message library template, sent to the inviter"})
-    reward = String(metadata={"description": "what the reward is, as the template's data.reward"})
+    invites = Integer(required=True, validate=Range(1, referrals.MAX_INVITES))
+    tag = String(validate=Length(1, 64), metadata={"description": "given to the inviter at this count"})
+    points = Integer(validate=Range(-referrals.MAX_POINTS, referrals.MAX_POINTS),
+                     metadata={"description": "score points (the stage model)"})  # fmt: skip
+    template = String(validate=Length(1, 64), metadata={"description": "a message library template, for the inviter"})
+    reward = String(validate=Length(1, 200), metadata={"description": "what the reward is: the template's data.reward"})
 
 
 class CampaignIn(Schema):
     """Documented here, checked by scrm.referrals (the API and `flask campaign` refuse the same things)."""
 
-    name = String(metadata={"description": "required to create; cannot change"})
-    title = String()
-    artwork = String(allow_none=True)
-    starts_at = String(metadata={"description": "ISO 8601, e.g. 2026-12-01T00:00:00Z"})
-    ends_at = String()
-    tiers = List(Nested(TierIn))
-    unfollow_hours = Integer()
-    message = String(allow_none=True)
+    name = String(validate=Regexp(referrals.NAME.pattern), metadata={"description": "required to create; fixed"})
+    title = String(validate=Length(1, 128))
+    artwork = String(allow_none=True, validate=Length(max=255), metadata={"description": "a path under instance/"})
+    starts_at = DateTime(metadata={"description": "UTC, e.g. 2026-12-01T00:00:00Z; required to create"})
+    ends_at = DateTime(metadata={"description": "after starts_at; required to create"})
+    tiers = List(Nested(TierIn), validate=Length(max=referrals.MAX_TIERS))
+    unfollow_hours = Integer(validate=Range(0, referrals.MAX_WINDOW_HOURS))
+    message = String(allow_none=True, validate=Length(1, 600))
 
 
 class CampaignOut(Schema):
