@@ -17,6 +17,7 @@ from scrm import (
     lead_capture,
     link_effects,
     notices,
+    referral_effects,
     welcomes,
 )
 from scrm.ingest import Visit, rep_id
@@ -54,6 +55,7 @@ def apply(visit: Visit) -> None:
 
 @on(OA, "subscribe")
 def subscribe(visit: Visit) -> None:
+    referral_effects.subscribed(visit)  # first: it needs to see whether the follower ever followed before
     visit.subscribe(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
     event_checkins.scanned(visit)
@@ -63,6 +65,7 @@ def subscribe(visit: Visit) -> None:
 @on(WECOM_CONTACT, "del_external_contact")  # the rep removed the customer: no longer reachable
 def unsubscribe(visit: Visit) -> None:
     visit.unsubscribe()
+    referral_effects.unsubscribed(visit)
 
 
 @on(WECOM_CONTACT, "del_follow_user")
@@ -79,6 +82,7 @@ def scan(visit: Visit) -> None:
     visit.scanned(visit.event.scene)
     assign_effects.scanned(visit, visit.event.scene)
     event_checkins.scanned(visit)
+    referral_effects.scanned(visit)
 
 
 @on(OA, "templatesendjobfinish", "masssendjobfinish")

@@ -13,6 +13,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     merge_models,
     models,
     notification_models,
+    referral_models,
     report_indexes,
     tags,
 )

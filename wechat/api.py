@@ -129,6 +129,18 @@ class OAClient:
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         self.raw.post_json("message/custom/send", body)
 
+    def send_custom_image(self, openid: str, media_id: str) -> None:
+        """Customer-service image (a temporary media id from `upload_image`), inside the same window as text."""
+        body = {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}
+        self.raw.post_json("message/custom/send", body)
+
+    def upload_image(self, data: bytes, filename: str = "poster.png") -> str:
+        """Upload an image as temporary media (WeChat keeps it 3 days); returns its media_id. Multipart, so it goes
+        through requests rather than the JSON fast path."""
+        kind = "image/jpeg" if filename.lower().endswith((".jpg", ".jpeg")) else "image/png"
+        answer = self.raw.post("media/upload", params={"type": "image"}, files={"media": (filename, data, kind)})
+        return str(answer["media_id"])
+
     def create_qrcode(self, scene: str | int, permanent: bool, expire_seconds: int = QR_MAX_EXPIRE) -> dict:
         """A parametric QR code: str scenes become *_STR_SCENE, ints *_SCENE; temporary ones expire (≤ 30 days).
 

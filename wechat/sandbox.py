@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from wechat.sandbox_apis import OA_APIS, WECOM_APIS, serve
 from wechat.sandbox_contacts import CONTACT_APIS
+from wechat.sandbox_media import MEDIA_APIS, describe_upload, media
 from wechat.sandbox_members import WECOM_MEMBER_APIS
 from wechat.sandbox_oauth import TICKET_APIS
 from wechat.sandbox_oauth import bp as oauth_bp
@@ -39,6 +40,7 @@ WECOM_APIS = {**WECOM_APIS, **TRANSFER_APIS}  # customer transfers (在职/离�
 WECOM_APIS = {**WECOM_APIS, **WECOM_MEMBER_APIS}  # contact ways list corp members only (60111)
 WECOM_APIS = {**WECOM_APIS, **WELCOME_APIS}  # send_welcome_msg: once per WelcomeCode, within 20 s
 WECOM_APIS = {**WECOM_APIS, **CONTACT_APIS}  # update_contact_way: team codes re-list their reps
+OA_APIS = {**OA_APIS, **MEDIA_APIS}  # media/upload, and image customer-service messages naming uploaded media
 EXTENSION = "wechat.sandbox"
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
@@ -68,6 +70,14 @@ def _body() -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def _multipart() -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A multipart upload: the record's description of each part, and the parts' bytes for the fake."""
+    files = {name: part.read() for name, part in request.files.items()}
+    described = {name: describe_upload(request.files[name].filename or "", request.files[name].mimetype, data)
+                 for name, data in files.items()}  # fmt: skip
+    return {**request.form.to_dict(), **described}, files
+
+
 def _wiring() -> Wiring:
     return current_app.extensions[EXTENSION]
 
@@ -83,8 +93,9 @@ def fake_api(side: str, api: str) -> Response | tuple[Response, int]:
         return jsonify(errcode=404, errmsg=f"the sandbox does not fake {side}/{api}"), 404
     wiring = _wiring()
     ctl = SandboxControl(wiring.connection())
-    body = _body() if method == "POST" else None
-    call = Call(f"{side}/{api}", method, request.args.to_dict(), body, wiring.settings())
+    body, files = (_multipart() if request.mimetype == "multipart/form-data" else (_body(), {})) if method == "POST" \
+        else (None, {})  # fmt: skip
+    call = Call(f"{side}/{api}", method, request.args.to_dict(), body, wiring.settings(), files)
     answer = serve(ctl, call, handler)
     ctl.record(call, answer)
     pause = ctl.delay(call.endpoint)
@@ -118,6 +129,15 @@ def control_sent() -> Response:
     start = request.args.get("start", 0, type=int)
     records = _control().sent(endpoint, ok_only=ok_only, start=start)
     return jsonify(sent=records, count=len(records))
+
+
+@bp.get("/_control/media/<media_id>")
+def control_media(media_id: str) -> Response | tuple[Response, int]:
+    """The bytes uploaded under a temporary media id (what the follower would see)."""
+    data = media(_control(), media_id)
+    if data is None:
+        return jsonify(error="no such media (or past its 3 days)"), 404
+    return Response(data, mimetype="image/png" if data.startswith(b"\x89PNG") else "image/jpeg")
 
 
 @bp.post("/_control/reset")

@@ -13,7 +13,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -390,6 +390,7 @@ class Call:
     query: dict[str, str]
     body: Any
     settings: WeChatSettings
+    files: dict[str, bytes] = field(default_factory=dict)  # multipart parts by field name (media/upload)
 
     def arg(self, name: str) -> str:
         return self.query.get(name, "")

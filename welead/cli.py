@@ -50,6 +50,7 @@ def scheduler() -> None:
 def register_cli(app: Flask) -> None:
     from welead.cli_apply import apply_cli
     from welead.cli_broadcast import broadcast_cli, messages_cli
+    from welead.cli_campaign import campaign_cli
     from welead.cli_code import code_cli
     from welead.cli_contact import contact_cli
     from welead.cli_event import event as event_cli
@@ -66,10 +67,7 @@ def register_cli(app: Flask) -> None:
 
     rep_cli.add_command(rep_link)
     event_cli.add_command(event_staff_cli)
-    app.cli.add_command(report)
-    commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
-    for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
+    commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli, apply_cli)
+    commands += (playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli, event_cli, journey_cli, links_cli)
+    for command in (*commands, campaign_cli, report):
         app.cli.add_command(command)
-    app.cli.add_command(event_cli)
-    app.cli.add_command(journey_cli)
-    app.cli.add_command(links_cli)

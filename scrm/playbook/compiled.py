@@ -12,7 +12,7 @@ from typing import Any
 from scrm.linear_regex import compile_regex
 from scrm.playbook.grammar import Condition, Playbook, Rule
 from scrm.playbook.grammar_when import OnText
-from scrm.playbook.validate import PATTERN_FIELD
+from scrm.playbook.validate import DERIVED_TRIGGERS, PATTERN_FIELD, QUIET_TRIGGERS
 from scrm.scenes import compile_pattern
 from scrm.scoring import half_life_seconds
 from scrm.stages import Stage
@@ -82,7 +82,7 @@ class Compiled:
     def _add(self, order: int, rule: Rule) -> None:
         kind, spec = rule.when.kind, rule.when.spec
         templates = sum(1 for a in rule.do if a.verb == "send_template")
-        replies = any(a.verb == "reply" for a in rule.do)
+        replies = any(a.verb == "reply" for a in rule.do) or _asks_poster(rule)
         compiled = CompiledRule(
             rule.name, order, kind, _matcher(rule, self.primary), rule.if_, rule, templates, replies
         )
@@ -121,6 +121,12 @@ class Compiled:
 
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
+
+
+def _asks_poster(rule: Rule) -> bool:
+    """A `send_poster` rule of an inbound trigger answers at once ("your poster is on its way"), so it is decided in
+    the request like a reply; of a derived or quiet trigger it simply queues the poster in the applier."""
+    return rule.when.kind not in DERIVED_TRIGGERS | QUIET_TRIGGERS and any(a.verb == "send_poster" for a in rule.do)
 
 
 def _literals(rule: Rule) -> list[str] | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Float, bindparam, case, cast, literal, null, select, union_all
 
+from scrm import referrals
 from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled, CompiledRule
@@ -116,4 +117,6 @@ def _answer(rule: CompiledRule, facts: dict[str, Any], openid: str) -> dict[str,
             found = answer(action.reply, values)
             if found is not None:
                 return found
+    if any(action.verb == "send_poster" for action in rule.rule.do):
+        return {"text": referrals.DEFAULT_REPLY}  # the poster itself follows as a customer-service image
     return None

@@ -380,6 +380,12 @@ def _start_journey(run: Run, rule: CompiledRule, i: int, action: Action, values:
     run.ctx.enqueue("journey.start", args, key=f"journey.start:{key}")
 
 
+def _send_poster(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    """The follower's referral poster, built, uploaded and sent by the "referral.poster" job (tasks.referrals)."""
+    args = {"campaign": action.send_poster, "openid": run.follower.openid}
+    run.ctx.enqueue("referral.poster", args, key=f"referral.poster:{run.key(rule, i)}:{i}")
+
+
 ACTIONS = {
     "tag": _tag,
     "untag": _untag,
@@ -390,4 +396,5 @@ ACTIONS = {
     "send_template": _send_template,
     "notify_owner": _notify_owner,
     "start_journey": _start_journey,
+    "send_poster": _send_poster,
 }

@@ -106,6 +106,7 @@ ACTION_MAIN: dict[str, str | None] = {
     "send_template": "template",
     "notify_owner": "reason",
     "start_journey": None,
+    "send_poster": None,  # a referral campaign's name: the follower's personal poster (scrm.referrals)
 }
 ACTION_OPTIONS = {"model": "score", "cap": "score", "overwrite": "assign"}
 
@@ -125,6 +126,7 @@ class Action(Strict):
     send_template: TemplateSend | None = None
     notify_owner: Notify | None = None
     start_journey: str | None = None
+    send_poster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -33,6 +33,7 @@ def json_errors(app: APIFlask) -> None:
 
 
 from welead.api import (  # noqa: E402,F401  (registers routes)
+    campaigns,
     codes,
     conversations,
     event_staff,
