@@ -165,7 +165,7 @@ class Index:
         if is_greeting(norm):
             return Match("greeting", None, 1.0, None, 0.0)
         runs = _clip(content(expand(norm)), QUERY_CHARS)
-        if not any(not r.isdigit() for r in runs) or not self.entries:  # nothing, or only numbers: no topic
+        if not _topical(runs) or not self.entries:
             return Match("fallback", None, 0.0, None, 0.0)
         ranked = self._rank(runs)
         if not ranked:
@@ -182,7 +182,7 @@ class Index:
     def candidates(self, text: str) -> list[tuple[str, list[float]]]:
         """The ranker's candidates and their features, best first pass first (for fitting: bench/chatbot_fit.py)."""
         runs = _clip(_runs(text or ""), QUERY_CHARS)
-        return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if runs else []
+        return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if _topical(runs) else []
 
     def _rank(self, runs: list[str]) -> list[tuple[float, int, list[float]]]:
         scored = [(sum(w * x for w, x in zip(self._rank_w, f, strict=True)), i, f) for i, f in self._candidates(runs)]
@@ -239,6 +239,11 @@ class Index:
             ]
             out.append((i, feats))
         return out
+
+
+def _topical(runs: list[str]) -> bool:
+    """Something besides numbers: "1", "123456" name no topic (the FAQ's prices would otherwise answer them)."""
+    return any(not r.isdigit() for r in runs)
 
 
 def _runs(text: str) -> list[str]:
