@@ -23,6 +23,7 @@ from scrm.faq_match import Entry  # noqa: E402
 FAQ = ROOT / "playbooks" / "faq_demo.yaml"
 EVAL = ROOT / "bench" / "chatbot" / "eval.yaml"
 EXTRA = ROOT / "bench" / "chatbot" / "train_extra.yaml"
+DEV_EXTRA = ROOT / "bench" / "chatbot" / "dev_extra.yaml"
 OUT = "_out"  # the expected id of an out-of-scope question
 
 
@@ -55,6 +56,13 @@ def load_eval(part: str) -> list[Item]:
 def load_extra() -> list[Item]:
     """Out-of-scope questions that only train the accept model (bench/chatbot/train_extra.yaml)."""
     return [Item(str(q), None) for q in yaml.safe_load(EXTRA.read_text())[OUT]]
+
+
+def load_dev_extra() -> list[Item]:
+    """More development questions, in scope and out (bench/chatbot/dev_extra.yaml): fitted and cross-validated on
+    with the dev part, never in the held-out table."""
+    data = yaml.safe_load(DEV_EXTRA.read_text())
+    return [Item(str(q), None if key == OUT else key) for key, qs in data.items() for q in qs or []]
 
 
 @dataclass

@@ -20,13 +20,15 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from chatbot_data import ROOT, Item, load_eval, load_extra, load_faq
+from chatbot_data import ROOT, Item, load_dev_extra, load_eval, load_extra, load_faq
 
 from scrm.faq_match import Index
 from scrm.faq_text import is_greeting, normalise
 
 FOLDS = 5
 L2_RANK = 0.01
+_NAMES = "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
+RANK_NAMES = tuple(_NAMES.split())
 L2_ACCEPT = 0.003  # chosen out of fold on dev among 0.001-0.1 (balanced objective)
 
 
@@ -43,14 +45,15 @@ def featurise(index: Index, items: list[Item]) -> list[tuple[Item, list[str], np
 
 
 def greetings(index: Index, items: list[Item]) -> tuple[int, int]:
-    """How many dev questions, in scope and out of scope, the greeting check takes before the matcher."""
-    taken = [it for it in items if is_greeting(normalise(it.text))]
+    """How many questions, in scope and out of scope, never reach the ranker: greetings, and those without a topic
+    (only numbers or punctuation: a fallback without a candidate)."""
+    taken = [it for it in items if is_greeting(normalise(it.text)) or not index.candidates(it.text)]
     return sum(1 for it in taken if it.expected), sum(1 for it in taken if not it.expected)
 
 
 def fit_ranker(rows: list[tuple[Item, list[str], np.ndarray]], steps: int = 600, lr: float = 0.5) -> np.ndarray:
     data = [(x, ids.index(it.expected)) for it, ids, x in rows if it.expected in ids and len(ids) > 1]
-    w = np.zeros(data[0][0].shape[1]) if data else np.zeros(13)
+    w = np.zeros(data[0][0].shape[1]) if data else np.zeros(len(RANK_NAMES))
     for _ in range(steps):
         grad = L2_RANK * w
         for x, target in data:
@@ -96,6 +99,7 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, inside: np.ndarray, objective
 
     correct: right answers + rejected out-of-scope questions, all questions alike (in scope outnumbers out 4:1).
     balanced: the mean of "in scope answered right" and "out of scope rejected", each a target of its own.
+    targets: the lower of "correct" and "out of scope rejected", the issue's two targets that a threshold trades.
     Cuts are midpoints between neighbouring probabilities, so the choice does not sit on one question."""
     ps = np.sort(np.unique(p))
     cuts = np.concatenate([[0.0], (ps[1:] + ps[:-1]) / 2, [1.0]])
@@ -104,60 +108,81 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, inside: np.ndarray, objective
     def value(t: float) -> float:
         right = ((p >= t) & (y == 1)).sum()
         rejected = ((p < t) & ~inside).sum() + greet[1]
-        return (right + rejected) / (n_in + n_out) if objective == "correct" else (right / n_in + rejected / n_out) / 2
+        correct = (right + rejected) / (n_in + n_out)
+        if objective == "targets":
+            return min(correct, rejected / n_out) + 1e-3 * correct  # ties: the more correct one
+        return correct if objective == "correct" else (right / n_in + rejected / n_out) / 2
 
     return float(max(cuts, key=value))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objective", choices=["balanced", "correct"], default="balanced", help="see choose_threshold")
-    parser.add_argument("--dry-run", action="store_true", help="print the weights, do not write scrm/faq_weights.py")
-    args = parser.parse_args()
-    index = Index.build(load_faq())
-    rows = featurise(index, load_eval("dev"))
-    extra = featurise(index, load_extra())
-    ins = [r for r in rows if r[0].expected]
-    recall = sum(r[0].expected in r[1] for r in ins) / len(ins)
-    print(f"dev: {len(rows)} questions past the greeting check (+{len(extra)} extra), candidate recall {recall:.1%}")
+def development(index: Index) -> tuple[list[Item], list, list]:
+    """The development questions (dev part + dev_extra.yaml), their rows, and the out-of-scope rows that only train."""
+    items = load_eval("dev") + load_dev_extra()
+    return items, featurise(index, items), featurise(index, load_extra())
+
+
+def cross_fit(rows: list, extra: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold accept probabilities of `rows` (ranker and accept model never saw the question's fold), with the
+    labels, in-scope mask, the rows' order, and the accept inputs of everything (to fit the final model on)."""
     everything = rows + extra
     rng = random.Random(7)
     folds = [rng.randrange(FOLDS) for _ in everything]
-    oof_x, oof_y, oof_in, oof_dev = [], [], [], []
+    oof_x, oof_y, order = [], [], []
     for k in range(FOLDS):
         w = fit_ranker([r for r, f in zip(everything, folds, strict=True) if f != k])
-        held = [r for r, f in zip(everything, folds, strict=True) if f == k]
-        x, y = accept_features(held, w)
+        held = [j for j, f in enumerate(folds) if f == k]
+        x, y = accept_features([everything[j] for j in held], w)
         oof_x.append(x)
         oof_y.append(y)
-        oof_in.extend(r[0].expected is not None for r in held)
-        oof_dev.extend(any(r is d for d in rows) for r in held)
+        order.extend(held)
     x_all, y_all = np.concatenate(oof_x), np.concatenate(oof_y)
     fold_of = np.concatenate([[k] * len(x) for k, x in enumerate(oof_x)])
     p_oof = np.zeros(len(y_all))
     for k in range(FOLDS):
         wa = fit_logistic(x_all[fold_of != k], y_all[fold_of != k])
         p_oof[fold_of == k] = 1 / (1 + np.exp(-np.clip(x_all[fold_of == k] @ wa, -30, 30)))
-    dev = np.array(oof_dev)  # the threshold and the figures: dev questions only, the extra ones only train
-    p_dev, y_dev, inside = p_oof[dev], y_all[dev], np.array(oof_in)[dev]
-    threshold = choose_threshold(p_dev, y_dev, inside, args.objective, greetings(index, load_eval("dev")))
-    answered = p_dev >= threshold
+    pos = np.argsort(order)[: len(rows)]  # back to the rows' order; the extra ones (after them) only train
+    inside = np.array([r[0].expected is not None for r in rows])
+    return p_oof[pos], y_all[pos], inside, np.array(order)[pos], (x_all, y_all)
+
+
+def report(name: str, p: np.ndarray, y: np.ndarray, inside: np.ndarray, t: float, greet: tuple[int, int]) -> None:
+    """The three rates over every question, greetings included (an out-of-scope greeting is a right rejection)."""
+    a = p >= t
+    n_in, n_out = inside.sum() + greet[0], (~inside).sum() + greet[1]
+    right, rejected = (a & (y == 1)).sum(), (~a & ~inside).sum() + greet[1]
     print(
-        f"out of fold at that threshold: correct {((answered & (y_dev == 1)) | (~answered & ~inside)).mean():.1%}, "
-        f"in scope answered right {(answered & (y_dev == 1))[inside].mean():.1%}, "
-        f"out of scope rejected {(~answered[~inside]).mean():.1%} (dev questions past the greeting check)"
+        f"  {name}: correct {(right + rejected) / (n_in + n_out):.1%}, in scope right {right / n_in:.1%}, "
+        f"out of scope rejected {rejected / n_out:.1%}, top-1 {y[inside].sum() / n_in:.1%} ({n_in} in, {n_out} out)"
     )
-    print(f"out-of-fold top-1 {y_dev[inside].mean():.1%}, threshold {threshold:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    objectives = ["targets", "balanced", "correct"]
+    parser.add_argument("--objective", choices=objectives, default="targets", help="see choose_threshold")
+    parser.add_argument("--dry-run", action="store_true", help="print the weights, do not write scrm/faq_weights.py")
+    args = parser.parse_args()
+    index = Index.build(load_faq())
+    items, rows, extra = development(index)
+    ins = [r for r in rows if r[0].expected]
+    recall = sum(r[0].expected in r[1] for r in ins) / len(ins)
+    print(f"development: {len(rows)} questions past the greeting check (+{len(extra)} extra), recall {recall:.1%}")
+    p_dev, y_dev, inside, _, (x_all, y_all) = cross_fit(rows, extra)
+    threshold = choose_threshold(p_dev, y_dev, inside, args.objective, greetings(index, items))
+    print(f"threshold {threshold:.3f}; out of fold:")
+    extra_items = set(load_dev_extra())
+    fresh = np.array([r[0] in extra_items for r in rows])
+    greet = greetings(index, items)
+    report("all development", p_dev, y_dev, inside, threshold, greet)
+    report("dev part", p_dev[~fresh], y_dev[~fresh], inside[~fresh], threshold, greetings(index, load_eval("dev")))
+    report("dev_extra", p_dev[fresh], y_dev[fresh], inside[fresh], threshold, greetings(index, load_dev_extra()))
     for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):  # the trade-off, for the docs
-        a = p_dev >= t
-        print(
-            f"  at {t:.1f}: correct {((a & (y_dev == 1)) | (~a & ~inside)).mean():.1%}, "
-            f"in scope right {(a & (y_dev == 1))[inside].mean():.1%}, out of scope rejected {(~a[~inside]).mean():.1%}"
-        )
+        report(f"at {t:.1f}", p_dev, y_dev, inside, t, greet)
     rank_w = fit_ranker(rows)
     accept_w = fit_logistic(x_all, y_all)
     text = render(rank_w, accept_w, threshold)
-    print(text)
     if not args.dry_run:
         out = ROOT / "scrm" / "faq_weights.py"
         out.write_text(text)
@@ -178,9 +203,9 @@ def render(rank_w: np.ndarray, accept_w: np.ndarray, threshold: float) -> str:
         'bench/chatbot/eval.yaml; do not edit by hand."""\n\n'
         "# ranker, one weight per feature of Index._candidates: qmax, entry cosine, pinyin max, query coverage,\n"
         "# key coverage, pinyin coverage, bigram coverage, query length, known, strange, unexplained, isolated,\n"
-        "# offtopic\n"
+        "# offtopic, foreign\n"
         + listing("RANK", rank_w)
-        + "# accept (Index._confidence): ranker score, margin, softmax share, the 13 features,\n"
+        + "# accept (Index._confidence): ranker score, margin, softmax share, the 14 features,\n"
         "# score x (bigram coverage, known, strange), bias\n"
         + listing("ACCEPT", accept_w)
         + f"THRESHOLD = {threshold:.4f}\n"

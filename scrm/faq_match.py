@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from scrm import faq_weights
-from scrm.faq_lexicon import EXPAND
+from scrm.faq_lexicon import EXPAND, FOREIGN
 from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams
 
 __all__ = ["Entry", "Index", "Match", "normalise"]
@@ -138,6 +138,8 @@ class Index:
         self._known_pairs = {g for g in self._char.idf if len(g) == 2} | {
             k[i : i + 2] for k in EXPAND for i in range(len(k) - 1)
         }
+        faq_text = " ".join(normalise(" ".join((*e.questions, e.answer))) for e in self.entries)
+        self._foreign = [w for w in FOREIGN if w not in faq_text]  # subjects this FAQ never talks about
         self._offtopic = [_unit(self._char.weights(char_grams(_runs(q)))) for q in _offtopic_questions()]
         # each question as a unit vector in the entry-level spaces: the exact features of a candidate
         self._q_char: list[list[dict[str, float]]] = []
@@ -163,7 +165,7 @@ class Index:
         if is_greeting(norm):
             return Match("greeting", None, 1.0, None, 0.0)
         runs = _clip(content(expand(norm)), QUERY_CHARS)
-        if not runs or not self.entries:
+        if not _topical(runs) or not self.entries:
             return Match("fallback", None, 0.0, None, 0.0)
         ranked = self._rank(runs)
         if not ranked:
@@ -180,7 +182,7 @@ class Index:
     def candidates(self, text: str) -> list[tuple[str, list[float]]]:
         """The ranker's candidates and their features, best first pass first (for fitting: bench/chatbot_fit.py)."""
         runs = _clip(_runs(text or ""), QUERY_CHARS)
-        return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if runs else []
+        return [(self.entries[i].id, f) for i, f in self._candidates(runs)] if _topical(runs) else []
 
     def _rank(self, runs: list[str]) -> list[tuple[float, int, list[float]]]:
         scored = [(sum(w * x for w, x in zip(self._rank_w, f, strict=True)), i, f) for i, f in self._candidates(runs)]
@@ -214,6 +216,8 @@ class Index:
         strange = sum(g not in self._char.idf for g in chars) / (len(chars) or 1)  # words the FAQ never uses
         isolated = _isolated(runs, self._known_pairs)
         offtopic = max((_cos(qc_unit, v) for v in self._offtopic), default=0.0)
+        text = "".join(runs)
+        foreign = float(any(w in text for w in self._foreign))
         out = []
         for i, _ in first.most_common(CANDIDATES):
             feats = [
@@ -231,9 +235,15 @@ class Index:
                 / self._char.missing_idf,
                 isolated,
                 offtopic,
+                foreign,
             ]
             out.append((i, feats))
         return out
+
+
+def _topical(runs: list[str]) -> bool:
+    """Something besides numbers: "1", "123456" name no topic (the FAQ's prices would otherwise answer them)."""
+    return any(not r.isdigit() for r in runs)
 
 
 def _runs(text: str) -> list[str]:
