@@ -8,6 +8,9 @@ Order for a text message (or a voice message WeChat recognised):
 4. the playbook's keyword/regex reply rules (scrm.playbook.decide);
 5. greetings get a greeting; the FAQ's answer when retrieval is above its confidence line;
 6. a fallback that offers a human; the third miss in a row hands over instead.
+With language-model answers on (scrm.chatbot_llm), an answer of 5 or a near miss of 6 is deferred: the passive
+reply is "success" and a job sends the model's answer (or the FAQ's) later. WeChat's customer-service session
+events (a rep took, passed on or closed the session) renew or end a handoff (scrm.handoff_kf).
 
 Nothing here writes: the caller stores the decision on the interaction and then, only if the row was new, saves
 the conversation state (`Turn.state`), so a retried message never advances a flow twice. The decision's `bot`
