@@ -64,14 +64,15 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
     """The bot's decision for `event` (None: not the bot's business, or no FAQ loaded: the playbook's stands).
     `llm`: language-model answers are on (scrm.chatbot_llm): an answer may be deferred to a job."""
     now = time.time() if now is None else now
-    if event.channel == "oa" and event.kind in handoff_kf.KF_EVENTS:
-        return _session_event(conn, event, decided, fast, now)
+    session_event = event.channel == "oa" and event.kind in handoff_kf.KF_EVENTS
     text = question(event)
-    if text is None:
+    if text is None and not session_event:
         return None
     knowledge = faq_store.knowledge(conn, fast)
     if knowledge is None:
         return None
+    if text is None:
+        return _session_event(conn, event, decided, fast, now)
     cfg = config_of(conn)
     state = conversations.load(fast, event.openid)
     bot, reply, new = _decide(text, decided, knowledge, cfg, state, now, llm)
