@@ -8,6 +8,9 @@ Order for a text message (or a voice message WeChat recognised):
 4. the playbook's keyword/regex reply rules (scrm.playbook.decide);
 5. greetings get a greeting; the FAQ's answer when retrieval is above its confidence line;
 6. a fallback that offers a human; the third miss in a row hands over instead.
+With language-model answers on (scrm.chatbot_llm), an answer of 5 or a near miss of 6 is deferred: the passive
+reply is "success" and a job sends the model's answer (or the FAQ's) later. WeChat's customer-service session
+events (a rep took, passed on or closed the session) renew or end a handoff (scrm.handoff_kf).
 
 Nothing here writes: the caller stores the decision on the interaction and then, only if the row was new, saves
 the conversation state (`Turn.state`), so a retried message never advances a flow twice. The decision's `bot`
@@ -61,12 +64,13 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
     """The bot's decision for `event` (None: not the bot's business, or no FAQ loaded: the playbook's stands).
     `llm`: language-model answers are on (scrm.chatbot_llm): an answer may be deferred to a job."""
     now = time.time() if now is None else now
-    if event.channel == "oa" and event.kind in handoff_kf.KF_EVENTS:
-        return _session_event(conn, event, decided, fast, now)
+    session_event = event.channel == "oa" and event.kind in handoff_kf.KF_EVENTS
     text = question(event)
-    if text is None:
+    if text is None and not session_event:
         return None
     knowledge = faq_store.knowledge(conn, fast)
+    if text is None:  # a customer-service session event; without a FAQ the bot is off and it is only recorded
+        return _session_event(conn, event, decided, fast, now) if knowledge is not None else None
     state = conversations.load(fast, event.openid)
     if knowledge is None and (state is None or state.active(now) is None):
         return None  # no FAQ and no flow running (a form runs without a FAQ): the playbook's reply stands

@@ -7,8 +7,8 @@ the record matches what the follower was told whatever the FAQ says by now:
   the last messages, and a `handoff` timeline entry;
 - an answer left to the language model (`defer`): one `chatbot.answer` outbox row, keyed by the interaction
   (tasks/chatbot_answer.py sends it as a customer-service message);
-- a customer-service session (scrm.handoff_kf) that ended a handoff: a `handoff_ended` timeline entry; one a rep
-  opened while no handoff ran: a `handoff` entry (nobody is notified: the rep has the follower already).
+- a customer-service session (scrm.handoff_kf) or a cancel word that ended a handoff: a `handoff_ended` timeline
+  entry; a session a rep opened while no handoff ran: a `handoff` entry (nobody is notified: the rep has it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from foundation.sql import insert_ignore
 from scrm import assignment, notices
 from scrm.chatbot_config import fold
+from scrm.conversations import HANDOFF
 from scrm.faq_models import FaqMiss
 from scrm.handoff_kf import CLOSE, KF_EVENTS
 from scrm.notice_text import clip
@@ -50,6 +51,8 @@ def apply(visit: Visit) -> None:
         _handoff(visit, bot)
     elif kind in KF_EVENTS:
         _session(visit, bot)
+    elif kind == "cancel" and bot.get("ended") == HANDOFF:
+        visit.note("handoff_ended", {"by": "cancel_word"})
     if isinstance(bot.get("defer"), dict):
         iid = visit.interaction_id
         visit.enqueue("chatbot.answer", {"interaction_id": iid}, key=f"chatbot.answer:{iid}")

@@ -16,9 +16,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from foundation.clock import utcnow
 from scrm import conversations
 from scrm.chatbot_config import BotConfig
 from scrm.conversations import HANDOFF, State
+from scrm.models import Activity, Follower
 
 if TYPE_CHECKING:
     from scrm.ingest import Event
@@ -45,3 +50,11 @@ def step(event: Event, state: State | None, cfg: BotConfig, now: float) -> tuple
     if bot["kf_account"]:
         started = replace(started, fields={"kf_account": bot["kf_account"]})
     return {**bot, "started": not running, "until": int(started.until)}, started
+
+
+def record_end(session: Session, openid: str, by: str) -> None:
+    """A handoff a rep ended outside a callback (`DELETE /api/v1/conversations/<openid>`, `flask faq end`): the
+    same `handoff_ended` timeline entry a closed session gets."""
+    follower_id = session.scalar(select(Follower.id).where(Follower.openid == openid))
+    if follower_id is not None:
+        session.add(Activity(follower_id=follower_id, kind="handoff_ended", at=utcnow(), data={"by": by}))

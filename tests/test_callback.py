@@ -24,6 +24,9 @@ OA_KINDS = [
     ("shortvideo", {}, "shortvideo"),
     ("location", {"label": "Expo Hall"}, "location"),
     ("link", {"url": "https://example.com/a"}, "link"),
+    ("kf-create", {"kf_account": "kf1@gh_x"}, "kf_create_session"),
+    ("kf-switch", {"to_kf_account": "kf2@gh_x"}, "kf_switch_session"),
+    ("kf-close", {}, "kf_close_session"),
 ]
 
 

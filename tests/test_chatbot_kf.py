@@ -107,3 +107,20 @@ def test_cli_simulate_kf_close(runner, live, client, app, bot, auth_headers):
     assert result.exit_code == 0, result.output
     assert "<- 200" in result.output and "success" in result.output
     assert "1980" in content(say(client, "o-cli", "你们怎么收费的？"))
+
+
+@pytest.mark.parametrize("how", ["api", "cli", "cancel_word"])
+def test_every_way_a_rep_or_follower_ends_a_handoff_is_on_the_timeline(client, app, bot, runner, auth_headers, how):
+    rep_owner(app, "o-end")
+    assert is_transfer(say(client, "o-end", "人工"))
+    if how == "api":
+        assert client.delete("/api/v1/conversations/o-end", headers=auth_headers).json["ended"] is True
+    elif how == "cli":
+        assert "ended" in runner.invoke(args=["faq", "end", "o-end"]).output
+    else:
+        assert "结束" in content(say(client, "o-end", "退出"))
+    drain(app)
+    (ended,) = [e for e in timeline(client, auth_headers, "o-end") if e["kind"] == "handoff_ended"]
+    assert ended["data"]["by"] == how
+    assert client.delete("/api/v1/conversations/o-end", headers=auth_headers).json["ended"] is False
+    assert len([e for e in timeline(client, auth_headers, "o-end") if e["kind"] == "handoff_ended"]) == 1

@@ -4,6 +4,7 @@ end (a follower's handoff), load-demo-if-empty (what `make run` does)."""
 from __future__ import annotations
 
 import json
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from foundation.config import ROOT
 from foundation.services import services
-from scrm import chatbot, conversations, faq_admin, faq_misses, faq_store
+from scrm import chatbot, conversations, faq_admin, faq_misses, faq_store, handoff_kf
 from scrm.faq_source import FaqError, parse_text
 
 DEMO = ROOT / "playbooks" / "faq_demo.yaml"
@@ -114,4 +115,7 @@ def misses(days: int, limit: int) -> None:
 def end(openid: str) -> None:
     """End OPENID's handoff (or any flow): the bot answers them again."""
     state = conversations.end(services().redis_slow, openid)
+    if state and state.active(time.time()) == conversations.HANDOFF:
+        with services().db.transaction() as session:
+            handoff_kf.record_end(session, openid, "cli")
     click.echo("ended" if state and state.flow else "no conversation was running")

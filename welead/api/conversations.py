@@ -13,7 +13,7 @@ from apiflask import abort
 from apiflask.fields import Boolean, Float, Integer, String
 
 from foundation.services import services
-from scrm import conversations
+from scrm import conversations, handoff_kf
 from welead.api import bp
 from welead.api.access import allow, answers, get_follower
 from welead.api.schemas import Out, opt, req
@@ -79,4 +79,8 @@ def end_conversation(openid: str):
         state = conversations.end(_redis(), openid)
     except (redis.RedisError, OSError):
         abort(503, "Redis is unavailable")
-    return _out(openid, None, ended=bool(state and state.active(time.time())))
+    ended = bool(state and state.active(time.time()))
+    if ended and state and state.flow == conversations.HANDOFF:
+        with services().db.transaction() as session:
+            handoff_kf.record_end(session, openid, "api")
+    return _out(openid, None, ended=ended)
