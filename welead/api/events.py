@@ -290,14 +290,14 @@ def leads_xlsx(slug: str):
                     headers={"Content-Disposition": f'attachment; filename="{slug}-leads.xlsx"'})  # fmt: skip
 
 
-class LinkOut(Out):
+class LiveLinkOut(Out):
     url = req(String(metadata={"description": "the live page, signed; valid 30 days"}))
 
 
 @bp.get("/events/<slug>/live-link")
 @allow(*READERS)
 @bp.doc(
-    summary="A signed link to the event's live page (phone-sized, refreshes itself)", responses=answers(LinkOut, 404)
+    summary="A signed link to the event's live page (phone-sized, refreshes itself)", responses=answers(LiveLinkOut, 404)
 )
 def live_link(slug: str):
     with services().db.sessions() as session:
