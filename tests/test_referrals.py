@@ -173,3 +173,20 @@ def test_the_invites_export_lists_every_outcome(app, client, auth_headers, ready
     assert done.exit_code == 0 and done.output.splitlines() == lines
     shown = runner.invoke(args=["campaign", "show", "xmas"])
     assert shown.exit_code == 0 and "#1" in shown.output and "o-alice" in shown.output
+
+
+def test_the_demo_campaign_and_playbook_work_together(app, client, runner, live, auth_headers):
+    from tests.test_perf_invariants import DEMO
+
+    assert client.put("/api/v1/playbook", data=DEMO.read_text(), headers=auth_headers).status_code == 201
+    made = runner.invoke(args=["campaign", "load-demo-if-empty"])
+    assert made.exit_code == 0 and "demo-invite" in made.output
+    assert "exists already" in runner.invoke(args=["campaign", "load-demo-if-empty"]).output
+    follow(client, "o-demo")
+    assert "poster is on its way" in ask(client, "o-demo", "海报").get_data(as_text=True)
+    work(app)
+    (image,) = [c for c in sent(app, "message/custom/send") if "image" in c["body"]]
+    poster = poster_image(app, image["body"]["image"]["media_id"])
+    (made_code,) = sent(app, "qrcode/create")
+    assert [c.text for c in zxingcpp.read_barcodes(poster)] == [made_code["answer"]["url"]]
+    assert made_code["body"]["action_info"]["scene"]["scene_str"] == f"ref:demo-invite:{follower_id(app, 'o-demo')}"
