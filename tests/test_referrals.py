@@ -116,6 +116,11 @@ def test_unfollow_within_the_window_is_taken_back_and_the_reward_noted(app, clie
     assert "ref:silver" in alice["tags"]  # given, and kept
     follow(client, "o-carol", scene)  # coming back is not new
     assert invites(app)[-1] == ("refused", "not_new")
+    follow(client, "o-dan", scene)  # back at 2: the tier was rewarded already, once is all
+    work(app)
+    again = report(client, auth_headers)
+    assert again["inviters"][0]["invites"] == 2 and len(again["rewards"]) == 1
+    assert len(sent(app, "message/template/send")) == 1
 
 
 def test_unfollow_after_the_window_keeps_the_invite(app, client, auth_headers, ready):
@@ -190,3 +195,17 @@ def test_the_demo_campaign_and_playbook_work_together(app, client, runner, live,
     (made_code,) = sent(app, "qrcode/create")
     assert [c.text for c in zxingcpp.read_barcodes(poster)] == [made_code["answer"]["url"]]
     assert made_code["body"]["action_info"]["scene"]["scene_str"] == f"ref:demo-invite:{follower_id(app, 'o-demo')}"
+
+
+def test_a_long_campaigns_codes_live_30_days_and_are_remade_after(app, client, auth_headers, ready):
+    client.patch("/api/v1/campaigns/xmas", json={"ends_at": when(timedelta(days=60))}, headers=auth_headers)
+    ask(client, "o-alice")
+    work(app)
+    (made,) = sent(app, "qrcode/create")
+    assert made["body"]["expire_seconds"] == 2_592_000  # WeChat's longest; the campaign lasts longer
+    with svc(app).db.transaction() as s:  # 30 days later: the code has expired, so has its image
+        row = s.scalar(select(ReferralPoster))
+        row.qr_expires_at = row.media_expires_at = row.updated_at
+    ask(client, "o-alice")
+    work(app)
+    assert len(sent(app, "qrcode/create")) == 2 and len(sent(app, "media/upload")) == 2
