@@ -137,3 +137,18 @@ def test_outside_the_window_is_skipped_and_lost_media_is_uploaded_again(app, cli
     timeline = client.get("/api/v1/followers/o-alice/timeline", headers=auth_headers).json
     statuses = [e["data"]["status"] for e in timeline if e["kind"] == "referral_poster"]
     assert statuses == ["skipped", "sent", "sent"]
+
+
+def test_the_cli_adds_lists_and_refuses_like_the_api(runner):
+    done = runner.invoke(args=["campaign", "add", "spring", "--title", "春季邀请", "--starts", "2026-03-01T00:00:00Z",
+                               "--ends", "2026-03-31T00:00:00Z", "--tier", "3,tag=ref:silver,points=20",
+                               "--tier", "10,tag=ref:gold,template=referral_reward,reward=一个月免费"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "spring" in done.output and "send_poster: spring" in done.output
+    listed = runner.invoke(args=["campaign", "list"])
+    assert "spring" in listed.output and "tiers 3, 10" in listed.output
+    bad = runner.invoke(args=["campaign", "add", "autumn", "--starts", "2026-09-30T00:00:00Z",
+                              "--ends", "2026-09-01T00:00:00Z"])  # fmt: skip
+    assert bad.exit_code == 1 and "after starts_at" in bad.output
+    assert runner.invoke(args=["campaign", "add", "x", "--starts", "a", "--ends", "b", "--tier", "lots"]).exit_code == 2
+    assert runner.invoke(args=["campaign", "show", "nope"]).exit_code == 1
