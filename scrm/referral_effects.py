@@ -77,14 +77,14 @@ def _credit(visit: Visit, follower: Follower, name: str, inviter_id: int | None,
     if session.execute(insert_ignore(session, ReferralInvite, ["interaction_id"], "id"), row).scalar() is None:
         return  # this interaction was credited already
     data = {"campaign": campaign.name, "inviter": inviter_id}
-    if why:
+    if why or inviter_id is None:  # no reason means a known inviter
         visit.note("referral_refused", {**data, "reason": why})
         return
     visit.note("referral_invited", data)
-    count = _bump(session, campaign.id, inviter_id, 1, at)  # type: ignore[arg-type]
-    _inviter_note(visit, inviter_id, "referral_credited", {"campaign": campaign.name, "invitee": follower.openid,  # type: ignore[arg-type]
-                                                           "invites": count})  # fmt: skip
-    _reward(visit, campaign, inviter_id, count)  # type: ignore[arg-type]
+    count = _bump(session, campaign.id, inviter_id, 1, at)
+    credited = {"campaign": campaign.name, "invitee": follower.openid, "invites": count}
+    _inviter_note(visit, inviter_id, "referral_credited", credited)
+    _reward(visit, campaign, inviter_id, count)
 
 
 def _refusal(session: Session, campaign: Campaign, inviter_id: int | None, follower: Follower, new: bool,

@@ -116,6 +116,11 @@ def test_unfollow_within_the_window_is_taken_back_and_the_reward_noted(app, clie
     assert "ref:silver" in alice["tags"]  # given, and kept
     follow(client, "o-carol", scene)  # coming back is not new
     assert invites(app)[-1] == ("refused", "not_new")
+    follow(client, "o-dan", scene)  # back at 2: the tier was rewarded already, once is all
+    work(app)
+    again = report(client, auth_headers)
+    assert again["inviters"][0]["invites"] == 2 and len(again["rewards"]) == 1
+    assert len(sent(app, "message/template/send")) == 1
 
 
 def test_unfollow_after_the_window_keeps_the_invite(app, client, auth_headers, ready):
@@ -173,3 +178,34 @@ def test_the_invites_export_lists_every_outcome(app, client, auth_headers, ready
     assert done.exit_code == 0 and done.output.splitlines() == lines
     shown = runner.invoke(args=["campaign", "show", "xmas"])
     assert shown.exit_code == 0 and "#1" in shown.output and "o-alice" in shown.output
+
+
+def test_the_demo_campaign_and_playbook_work_together(app, client, runner, live, auth_headers):
+    from tests.test_perf_invariants import DEMO
+
+    assert client.put("/api/v1/playbook", data=DEMO.read_text(), headers=auth_headers).status_code == 201
+    made = runner.invoke(args=["campaign", "load-demo-if-empty"])
+    assert made.exit_code == 0 and "demo-invite" in made.output
+    assert "exists already" in runner.invoke(args=["campaign", "load-demo-if-empty"]).output
+    follow(client, "o-demo")
+    assert "poster is on its way" in ask(client, "o-demo", "海报").get_data(as_text=True)
+    work(app)
+    (image,) = [c for c in sent(app, "message/custom/send") if "image" in c["body"]]
+    poster = poster_image(app, image["body"]["image"]["media_id"])
+    (made_code,) = sent(app, "qrcode/create")
+    assert [c.text for c in zxingcpp.read_barcodes(poster)] == [made_code["answer"]["url"]]
+    assert made_code["body"]["action_info"]["scene"]["scene_str"] == f"ref:demo-invite:{follower_id(app, 'o-demo')}"
+
+
+def test_a_long_campaigns_codes_live_30_days_and_are_remade_after(app, client, auth_headers, ready):
+    client.patch("/api/v1/campaigns/xmas", json={"ends_at": when(timedelta(days=60))}, headers=auth_headers)
+    ask(client, "o-alice")
+    work(app)
+    (made,) = sent(app, "qrcode/create")
+    assert made["body"]["expire_seconds"] == 2_592_000  # WeChat's longest; the campaign lasts longer
+    with svc(app).db.transaction() as s:  # 30 days later: the code has expired, so has its image
+        row = s.scalar(select(ReferralPoster))
+        row.qr_expires_at = row.media_expires_at = row.updated_at
+    ask(client, "o-alice")
+    work(app)
+    assert len(sent(app, "qrcode/create")) == 2 and len(sent(app, "media/upload")) == 2

@@ -4,17 +4,22 @@ rules, and the poster job when WeChat says no (outside the window, lost media)."
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 
 import pytest
 import requests
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from foundation.clock import utcnow
 from foundation.config import INSTANCE
+from scrm import referral_models as referrals_model
+from scrm.referral_effects import _bump
 from scrm.referral_models import ReferralPoster
 from tests.messaging_kit import sandbox, svc, with_messaging
-from tests.referral_kit import ask, campaign, follow, load_playbook, poster_image, sent, when, work
+from tests.referral_kit import ask, campaign, follow, follower_id, load_playbook, poster_image, sent, when, work
 from wechat.sandbox_media import MEDIA
 
 
@@ -137,3 +142,48 @@ def test_outside_the_window_is_skipped_and_lost_media_is_uploaded_again(app, cli
     timeline = client.get("/api/v1/followers/o-alice/timeline", headers=auth_headers).json
     statuses = [e["data"]["status"] for e in timeline if e["kind"] == "referral_poster"]
     assert statuses == ["skipped", "sent", "sent"]
+
+
+def test_the_cli_adds_lists_and_refuses_like_the_api(runner):
+    done = runner.invoke(args=["campaign", "add", "spring", "--title", "春季邀请", "--starts", "2026-03-01T00:00:00Z",
+                               "--ends", "2026-03-31T00:00:00Z", "--tier", "3,tag=ref:silver,points=20",
+                               "--tier", "10,tag=ref:gold,template=referral_reward,reward=一个月免费"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "spring" in done.output and "send_poster: spring" in done.output
+    listed = runner.invoke(args=["campaign", "list"])
+    assert "spring" in listed.output and "tiers 3, 10" in listed.output
+    bad = runner.invoke(args=["campaign", "add", "autumn", "--starts", "2026-09-30T00:00:00Z",
+                              "--ends", "2026-09-01T00:00:00Z"])  # fmt: skip
+    assert bad.exit_code == 1 and "after starts_at" in bad.output
+    assert runner.invoke(args=["campaign", "add", "x", "--starts", "a", "--ends", "b", "--tier", "lots"]).exit_code == 2
+    assert runner.invoke(args=["campaign", "show", "nope"]).exit_code == 1
+
+
+def test_two_appliers_crediting_one_inviter_never_lose_a_count(app, client, auth_headers):
+    """PostgreSQL runs several appliers: the second credit waits for the first's commit, then counts on top of it."""
+    db = svc(app).db
+    if db.dialect != "postgresql":
+        pytest.skip("one applier at a time on SQLite (its write lock)")
+    made = campaign(client, auth_headers)
+    follow(client, "o-alice")
+    alice = follower_id(app, "o-alice")
+    with db.sessions() as s:
+        cid = s.scalar(select(referrals_model.Campaign.id).where(referrals_model.Campaign.name == made["name"]))
+    got: list[int] = []
+    first = db.engine.connect()
+    tx = first.begin()
+    with Session(bind=first) as session:  # joins the connection's transaction; closing it leaves that open
+        assert _bump(session, cid, alice, 1, utcnow()) == 1
+    second = threading.Thread(target=lambda: got.append(_second(db, cid, alice)))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting on the first's row lock, not counting from a stale 0
+    tx.commit()
+    first.close()
+    second.join(10)
+    assert got == [2]
+
+
+def _second(db, campaign_id: int, inviter_id: int) -> int:
+    with db.transaction() as session:
+        return _bump(session, campaign_id, inviter_id, 1, utcnow())

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 from flask.cli import AppGroup
 
+from foundation.clock import utcnow
 from foundation.services import services
 from scrm import referral_reports, referrals
 from welead import campaign_admin
@@ -112,3 +114,22 @@ def export(name: str, output: Path | None) -> None:
         with output.open("w", encoding="utf-8", newline="") as out:
             out.writelines(lines)
     click.echo(f"wrote {output}", err=True)
+
+
+DEMO_TIERS = [
+    {"invites": 3, "tag": "referral:3", "points": 10, "template": "referral_reward", "reward": "九折优惠券"},
+    {"invites": 10, "tag": "referral:10", "points": 30, "reward": "免费试用一个月"},
+]
+DEMO = {"name": "demo-invite", "title": "邀请好友 赢好礼", "unfollow_hours": 24, "tiers": DEMO_TIERS}
+
+
+@campaign_cli.command("load-demo-if-empty")
+def load_demo_if_empty() -> None:
+    """Create the demo playbook's poster campaign (30 days from now, built-in artwork) when there is no campaign."""
+    if campaign_admin.listing():
+        click.echo("a campaign exists already; demo campaign not created")
+        return
+    now = utcnow().replace(microsecond=0)
+    dates = {"starts_at": now.isoformat() + "Z", "ends_at": (now + timedelta(days=30)).isoformat() + "Z"}
+    with _refusals():
+        click.echo(_line(campaign_admin.create({**DEMO, **dates})))

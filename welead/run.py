@@ -223,7 +223,12 @@ class Supervisor:
 
     def _setup(self) -> str | None:
         """Migrate, seed, get the admin token: each a `flask` command, as an operator would run them."""
-        for args in (("db", "upgrade"), ("playbook", "load-demo-if-empty"), ("faq", "load-demo-if-empty")):
+        for args in (
+            ("db", "upgrade"),
+            ("playbook", "load-demo-if-empty"),
+            ("faq", "load-demo-if-empty"),
+            ("campaign", "load-demo-if-empty"),
+        ):
             if self._step(args) is None:
                 return None
         out = self._step(("tokens", "ensure-admin"), capture=True)
