@@ -230,3 +230,13 @@ def test_an_event_made_through_the_events_api_runs_its_form_and_staff(app, clien
     fill(client, "o-guest", "王小明", "Acme", "13800138000")
     (lead,) = leads(app)
     assert (lead["staff_id"], lead["via"], lead["mobile"]) == (staff["id"], "chat", "13800138000")
+
+
+def test_the_same_wecom_member_registered_twice_is_one_staff(app, client, auth_headers):
+    make_event(app)
+    first = register(client, auth_headers, userid="zhao.li")
+    again = register(client, auth_headers, userid="zhao.li", openid="o-zhao", name="Zhao")
+    assert again["id"] == first["id"] and again["openid"] == "o-zhao" and again["rep_id"] == first["rep_id"]
+    with svc(app).db.sessions() as s:
+        assert s.scalar(select(Rep.confirmed).where(Rep.userid == "zhao.li")) is False  # notified, takes no leads
+    assert content(say(client, "o-zhao", "off duty")) == event_turns.OFF_DUTY
