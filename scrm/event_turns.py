@@ -5,7 +5,8 @@ offered (or begun) after a booth reply. Decided from what is at hand, stored on 
 - `staff:<event>:<booth>` scanned by registered staff of the event (one indexed read): "you are on duty at …" and
   `decision["staff"] = {"action": "on", ...}`; the applier opens the day's duty at that booth (scrm.staff_duty),
   closing one at another booth. Anyone else, or a code of an unknown event/booth: a polite refusal, nothing changes.
-- the text "下班" / "off duty" from registered staff (one indexed read, only for that word): `{"action": "off"}`.
+- the text "下班" / "off duty" from registered staff (one indexed read, only for that word): `{"action": "off"}`;
+  in the OA chat by openid, or to the WeCom app by the member's userid (WeCom gets no passive reply).
 - `booth:<event>:<booth>` of a known event whose form starts (`form.start`, default "offer"): the booth reply gets
   the offer ("回复 1 …") and the H5 link, or with "direct" the first question; the conversation state is saved only
   after the interaction row was inserted (scrm.chatbot.commit), so a retried scan does not restart anything.
@@ -40,10 +41,12 @@ LINK_LINE = '或<a href="{url}">点此在线填写</a>'
 def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: redis.Redis | None,
          now: float | None = None) -> Turn | None:  # fmt: skip
     """The decision for a staff code, the off-duty word or a booth code with a form; None: not ours."""
-    if event.channel != "oa" or not event.openid:
+    if not event.openid:
         return None
-    if event.kind == "text":
-        return _off_duty(conn, event) if fold(event.content or "") in OFF_WORDS else None
+    if event.kind == "text" and fold(event.content or "") in OFF_WORDS:
+        return _off_duty(conn, event)
+    if event.channel != "oa":
+        return None
     if event.kind not in ("subscribe", "scan"):
         return None
     parts = parse_scene(event.scene)
@@ -79,7 +82,8 @@ def _staff_scan(conn: Connection, event: Event, slug: str, booth: str) -> Turn:
 
 
 def _off_duty(conn: Connection, event: Event) -> Turn | None:
-    ids = event_lookup.staff_ids(conn, event.openid)
+    by_userid = event.channel == "wecom"  # a WeCom app message: from a member, named by their userid
+    ids = event_lookup.staff_ids(conn, event.openid, by_userid=by_userid)
     if not ids:
         return None  # not staff: an ordinary message
     staff = {"action": "off", "staff_ids": ids}
