@@ -47,6 +47,8 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
         return _off_duty(conn, event)
     if event.channel != "oa":
         return None
+    if "start_form" in ((decided or {}).get("reply") or {}):
+        return _rule_form(conn, event, decided or {}, fast, now)
     if event.kind not in ("subscribe", "scan"):
         return None
     parts = parse_scene(event.scene)
@@ -115,6 +117,27 @@ def _booth_form(conn: Connection, event: Event, slug: str, booth: str, decided: 
     new = event_forms.started(state, form, slug, booth, now, offer=not direct) if state is not None else None
     mark = {"event": slug, "booth": booth, "start": "direct" if direct else "offer", "link": url is not None}
     out = {**(decided or {}), "reply": reply, "form": mark}
+    return Turn(out, new, state)
+
+
+def _rule_form(conn: Connection, event: Event, decided: dict[str, Any], fast: redis.Redis | None,
+               now: float | None) -> Turn:  # fmt: skip
+    """A reply rule's `start_form: <event>`: the rule's reply (if any) and the form's first question after it."""
+    reply = dict(decided["reply"])
+    slug = str(reply.pop("start_form"))
+    out = {**decided, "reply": reply or None}
+    info = event_lookup.event_info(conn, slug)
+    now = time.time() if now is None else now
+    state = conversations.load(fast, event.openid) if info is not None else None
+    if info is None or (state is not None and state.active(now) == HANDOFF):
+        return Turn(out, None, None)  # no such event (the rule's reply alone), or a human has the conversation
+    form = event_forms.form_or_default(info.form)
+    url = _link(event.openid, slug, None)
+    direct = state is not None and not reply.get("articles")
+    text = event_forms.first_prompt(form) if direct else (form.line("offer") if state is not None else "")
+    out["reply"] = _with_offer(reply, text, url, direct)
+    new = event_forms.started(state, form, slug, None, now, offer=not direct) if state is not None else None
+    out["form"] = {"event": slug, "booth": None, "start": "rule", "link": url is not None}
     return Turn(out, new, state)
 
 
