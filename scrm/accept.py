@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select
 from foundation.clock import utcnow
 from foundation.db import Database
 from foundation.sql import insert_ignore
-from scrm import booth_replies, chatbot
+from scrm import booth_replies, chatbot, event_turns
 from scrm.ingest import Event
 from scrm.models import Interaction
 from scrm.playbook.decide import decide
@@ -48,7 +48,8 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accep
         decision = decide(conn, event, now)  # type: ignore[arg-type]  # reads through the lazy connection
         stored = decision.as_json()
         stored = booth_replies.decide(conn, event, stored, fast)  # type: ignore[arg-type]  # a booth scan's reply
-        bot = chatbot.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # None: the playbook's reply stands
+        bot = event_turns.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # staff codes, booth forms
+        bot = bot or chatbot.turn(conn, event, stored, fast)  # type: ignore[arg-type]  # None: the playbook's stands
         if bot is not None:
             stored = bot.decision
         row = _row(event, now, stored, decision.version)
@@ -60,6 +61,13 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None) -> Accep
     if bot is not None:  # only a new interaction moves the conversation on
         chatbot.commit(fast, event.openid, bot)
     return Accepted(new, stored)
+
+
+def record(db: Database, event: Event, decision: dict[str, Any] | None) -> int | None:
+    """The one insert of an interaction decided outside a callback (an H5 form sent); None: recorded before."""
+    with db.write() as conn:
+        row = _row(event, utcnow(), decision, None)
+        return conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
 
 
 def _row(event: Event, now: Any, decision: dict[str, Any] | None, version: int | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import redis
 from sqlalchemy import Connection
 
 from foundation.clock import utcnow
-from scrm import conversations, faq_store
+from scrm import conversations, event_forms, faq_store
 from scrm.chatbot_config import BotConfig, config_of, fold
 from scrm.conversations import HANDOFF, State
 
@@ -62,13 +62,13 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
     if text is None:
         return None
     knowledge = faq_store.knowledge(conn, fast)
-    if knowledge is None:
-        return None
     now = time.time() if now is None else now
-    cfg = config_of(conn)
     state = conversations.load(fast, event.openid)
+    if knowledge is None and (state is None or state.active(now) is None):
+        return None  # no FAQ and no flow running (a form runs without a FAQ): the playbook's reply stands
+    cfg = config_of(conn)
     bot, reply, new = _decide(text, decided, knowledge, cfg, state, now)
-    bot["faq_version"] = knowledge.version
+    bot["faq_version"] = knowledge.version if knowledge is not None else None
     if state is None:
         bot["stateless"] = True
     playbook = decided or {}
@@ -77,7 +77,7 @@ def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: r
     return Turn(out, new if state is not None and new != state else None, state)
 
 
-def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge, cfg: BotConfig,
+def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge | None, cfg: BotConfig,
             state: State | None, now: float) -> tuple[dict[str, Any], dict[str, Any] | None, State]:  # fmt: skip
     current = state or conversations.BLANK
     probe = fold(text)
@@ -86,7 +86,8 @@ def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge, 
     step = conversations.advance(current, text, now)
     if step is not None:
         if probe in cfg.cancel_words:
-            return {"kind": "cancel", "ended": current.flow}, {"text": cfg.cancelled}, conversations.stop(current)
+            said = event_forms.cancelled_line(current) or cfg.cancelled
+            return {"kind": "cancel", "ended": current.flow}, {"text": said}, conversations.stop(current)
         return {"kind": "flow", **step.note}, step.reply, step.state
     if probe in cfg.cancel_words:
         return {"kind": "cancel", "ended": None}, {"text": cfg.nothing_to_cancel}, conversations.BLANK
@@ -94,6 +95,8 @@ def _decide(text: str, decided: dict[str, Any] | None, kb: faq_store.Knowledge, 
         return _handoff(current, cfg, now, "asked")
     if decided and decided.get("reply"):
         return {"kind": "rule"}, decided["reply"], _reset(current)
+    if kb is None:  # a form offer stepped aside and there is no FAQ to answer from
+        return {"kind": "none"}, None, current
     return _answer(text, kb, cfg, current, now)
 
 

@@ -116,7 +116,7 @@ def stop(state: State) -> State:
 
 # --- flows ------------------------------------------------------------------------------------------------------
 
-Flow = Callable[[State, str, float], Step]
+Flow = Callable[[State, str, float], Step | None]  # None: the flow steps aside, the message is answered as usual
 
 
 def _handoff(state: State, text: str, now: float) -> Step:

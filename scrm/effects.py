@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scrm import assign_effects, deliveries, event_checkins, faq_effects, handover_wecom, notices, welcomes
+from scrm import (
+    assign_effects,
+    deliveries,
+    event_checkins,
+    faq_effects,
+    handover_wecom,
+    lead_capture,
+    notices,
+    welcomes,
+)
 from scrm.ingest import Visit, rep_id
 
 Effect = Callable[[Visit], None]
@@ -39,6 +48,7 @@ def apply(visit: Visit) -> None:
     if effect is not None:
         effect(visit)
     faq_effects.apply(visit)
+    lead_capture.apply(visit)  # staff on/off duty, a lead form submitted (chat or H5)
 
 
 @on(OA, "subscribe")

@@ -27,6 +27,7 @@ TITLES = {
     "returned": "A dormant lead is back",
     "removed": "A customer removed you",
     "rule": "Lead to follow up",
+    "lead": "New lead at your booth",
 }
 
 

@@ -9,7 +9,8 @@ firing twice for one cause queue it once. Kinds:
 - `handoff`: the lead asked for a human (`notify_owner: {kind: handoff}` in a rule, later the chatbot);
 - `returned`: an interaction from a lead idle for more than WELEAD_DORMANT_DAYS (default 30) days;
 - `removed`: the customer deleted the rep in WeCom (del_follow_user); the job also tells the rep's manager;
-- `rule`: any other `notify_owner` action.
+- `rule`: any other `notify_owner` action;
+- `lead`: a lead form captured at a booth, to the staff on duty there (scrm.lead_capture).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from scrm.models import Follower
 log = logging.getLogger(__name__)
 
 TASK = "rep.notify"
-KINDS = ("assigned", "mql", "handoff", "returned", "removed", "rule")
+KINDS = ("assigned", "mql", "handoff", "returned", "removed", "rule", "lead")
 MQL = "mql"
 DORMANT_ENV = "WELEAD_DORMANT_DAYS"
 DORMANT_DEFAULT = 30

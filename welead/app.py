@@ -59,6 +59,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     from welead.api import json_errors
     from welead.cli import register_cli
     from welead.event_pages import bp as event_pages
+    from welead.form_pages import bp as form_pages
     from welead.health import bp as health
     from welead.landing import bp as landing
     from welead.metrics import bp as metrics
@@ -70,6 +71,7 @@ def _register(app: APIFlask, settings: Settings) -> None:
     app.register_blueprint(metrics)
     app.register_blueprint(api)
     app.register_blueprint(rep_pages)
+    app.register_blueprint(form_pages)
     app.register_blueprint(event_pages)
     apidocs.init_app(app)
     json_errors(app)

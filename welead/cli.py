@@ -53,6 +53,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_code import code_cli
     from welead.cli_contact import contact_cli
     from welead.cli_event import event as event_cli
+    from welead.cli_event_staff import staff_cli as event_staff_cli
     from welead.cli_faq import faq_cli
     from welead.cli_playbook import playbook_cli, segment_cli
     from welead.cli_rep import rep_cli
@@ -61,6 +62,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_wechat import wechat_cli
 
     rep_cli.add_command(rep_link)
+    event_cli.add_command(event_staff_cli)
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
         app.cli.add_command(command)

@@ -376,6 +376,11 @@ def _start_journey(run: Run, rule: CompiledRule, i: int, action: Action, values:
     run.ctx.enqueue("journey.start", args, key=f"journey.start:{key}")
 
 
+def _start_form(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    """The form began with the request's answer (scrm.event_turns); the timeline says which rule began it."""
+    run.note("form_started", {"event": render(action.start_form or "", values), "rule": rule.name})
+
+
 ACTIONS = {
     "tag": _tag,
     "untag": _untag,
@@ -386,4 +391,5 @@ ACTIONS = {
     "send_template": _send_template,
     "notify_owner": _notify_owner,
     "start_journey": _start_journey,
+    "start_form": _start_form,
 }

@@ -106,6 +106,7 @@ ACTION_MAIN: dict[str, str | None] = {
     "send_template": "template",
     "notify_owner": "reason",
     "start_journey": None,
+    "start_form": None,
 }
 ACTION_OPTIONS = {"model": "score", "cap": "score", "overwrite": "assign"}
 
@@ -125,6 +126,7 @@ class Action(Strict):
     send_template: TemplateSend | None = None
     notify_owner: Notify | None = None
     start_journey: str | None = None
+    start_form: Annotated[Text, Field(min_length=1, max_length=64)] | None = None  # an event slug (scrm.event_turns)
 
     @model_validator(mode="before")
     @classmethod

@@ -191,8 +191,9 @@ def _journey(parts: Parts, journey: Journey, where: str) -> Iterator[str]:
             yield from _condition(parts, step.if_, f"{where}.steps[{j}].if")
         for k, action in enumerate(step.do):
             at = f"{where}.steps[{j}].do[{k}]"
-            if action.verb == "reply":
-                yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
+            if action.verb in REPLY_VERBS:
+                why = "a journey step cannot reply (there is no message to answer); send a template"
+                yield f"{at}.{action.verb}: {why}"
             yield from _action(parts, action, at, {"openid"})
 
 
@@ -223,11 +224,12 @@ def _rule(parts: Parts, rule: Rule, where: str) -> Iterator[str]:
     bound = bindings(rule)
     for k, action in enumerate(rule.do):
         at = f"{where}.do[{k}]"
-        if action.verb == "reply" and kind in QUIET_TRIGGERS:
-            yield f"{at}.reply: {kind} rules run without a message to answer; send a template instead"
-        elif action.verb == "reply" and kind in DERIVED_TRIGGERS:
+        verb = action.verb
+        if verb in REPLY_VERBS and kind in QUIET_TRIGGERS:
+            yield f"{at}.{verb}: {kind} rules run without a message to answer; send a template instead"
+        elif verb in REPLY_VERBS and kind in DERIVED_TRIGGERS:
             yield (
-                f"{at}.reply: the passive reply is decided when the message arrives, before {kind} can happen; "
+                f"{at}.{verb}: the passive reply is decided when the message arrives, before {kind} can happen; "
                 "reply from the rule of the inbound event, or send a template"
             )
         yield from _action(parts, action, at, bound)
@@ -279,6 +281,8 @@ def templated(action: Action) -> Iterator[tuple[str, str]]:
             yield "send_template.url", action.send_template.url
     elif verb == "notify_owner" and action.notify_owner is not None:
         yield "notify_owner.reason", action.notify_owner.reason
+    elif verb == "start_form" and action.start_form is not None:
+        yield "start_form", action.start_form
 
 
 def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
@@ -295,6 +299,7 @@ def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
 
 
 QUIET_TRIGGERS = frozenset({"inactive"})
+REPLY_VERBS = ("reply", "start_form")  # actions that change the passive reply: decided in the request
 # Signals that effects raise while the applier runs, after the follower was answered.
 DERIVED_TRIGGERS = frozenset({"tag_added", "tag_removed", "stage_changed", "score_crossed", "form_submitted",
                               "checked_in", "faq_answered"})  # fmt: skip
@@ -314,7 +319,7 @@ FACTS = {
     "stage_changed": {"stage", "from"},
     "score_crossed": {"model", "threshold", "score"},
     "inactive": {"days"},
-    "form_submitted": {"form"},
+    "form_submitted": {"form", "event", "booth"},
     "checked_in": {"event", "booth"},
     "faq_answered": {"entry", "score"},
     "any": {"kind"},

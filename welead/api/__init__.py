@@ -35,6 +35,7 @@ def json_errors(app: APIFlask) -> None:
 from welead.api import (  # noqa: E402,F401  (registers routes)
     codes,
     conversations,
+    event_staff,
     events,
     faq,
     followers,
