@@ -131,9 +131,11 @@ def ready(server: Server, timeout: float = 60) -> None:
     raise RuntimeError(f"gunicorn not ready; log tail:\n{server.log.read_text()[-3000:]}")
 
 
-def until_stats(port: int, visitors: int, started: float, timeout: float = 120) -> float | None:
+def until_stats(
+    port: int, visitors: int, started: float, figure: str = "checkins", timeout: float = 120
+) -> float | None:
     while time.monotonic() - started < timeout:
-        if api(port, "GET", f"/events/{SLUG}/stats")["checkins"] >= visitors:
+        if api(port, "GET", f"/events/{SLUG}/stats")[figure] >= visitors:
             return time.monotonic() - started
         time.sleep(0.05)
     return None
@@ -195,9 +197,11 @@ def main() -> int:
         seen = until_stats(server.port, args.visitors, started)
         report("scans", scans)
         print(f"stats show all {args.visitors} check-ins after {seen:.2f} s" if seen is not None else "stats: TIMEOUT")
+        form_started = time.monotonic()
         answers = form(server.port, args.visitors, args.threads)
         report("form answers", answers)
-        time.sleep(2)
+        seen = until_stats(server.port, args.visitors, form_started, "leads", timeout=30)
+        print(f"stats show all {args.visitors} leads {seen:.2f} s after the first answer" if seen else "leads: TIMEOUT")
         check(database_url, args.visitors)
         return 0
     finally:
