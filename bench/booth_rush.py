@@ -131,11 +131,9 @@ def ready(server: Server, timeout: float = 60) -> None:
     raise RuntimeError(f"gunicorn not ready; log tail:\n{server.log.read_text()[-3000:]}")
 
 
-def until_stats(
-    port: int, visitors: int, started: float, figure: str = "checkins", timeout: float = 120
-) -> float | None:
+def until_stats(port: int, want: int, started: float, figure: str = "checkins", timeout: float = 120) -> float | None:
     while time.monotonic() - started < timeout:
-        if api(port, "GET", f"/events/{SLUG}/stats")[figure] >= visitors:
+        if api(port, "GET", f"/events/{SLUG}/stats")[figure] >= want:
             return time.monotonic() - started
         time.sleep(0.05)
     return None
