@@ -44,12 +44,17 @@ def event_slug(subject: str | None) -> str | None:
 
 
 def event_visitors(slug: str) -> ColumnElement[bool]:
-    """Followers who visited event `slug`: scanned one of its booth or staff codes (replace with check-ins)."""
+    """Followers who visited event `slug`: scanned one of its booth or staff codes, or hold a check-in there (the
+    check-ins migrated from `checkin:<event>:<booth>` tags have no scan behind them)."""
+    from scrm.event_models import Checkin, Event
+
     scenes = or_(
         Interaction.scene.startswith(f"booth:{slug}:", autoescape=True),
         Interaction.scene.startswith(f"staff:{slug}:", autoescape=True),
     )
-    return Follower.id.in_(select(Interaction.follower_id).where(scenes, Interaction.follower_id.is_not(None)))
+    checked_in = select(Checkin.follower_id).join(Event, Event.id == Checkin.event_id).where(Event.slug == slug)
+    scanned = select(Interaction.follower_id).where(scenes, Interaction.follower_id.is_not(None))
+    return or_(Follower.id.in_(scanned), Follower.id.in_(checked_in))
 
 
 def visible_followers(viewer: Viewer) -> ColumnElement[bool] | None:

@@ -8,7 +8,8 @@ answers the new content within about a second in every web worker.
 
 Reply order for a `booth:<event>:<booth>` scan: the booth's own reply → the playbook's reply rule → the default
 template (templates/events/booth.txt); a scan after the event's end answers templates/events/late.txt; an unknown
-event or booth (or a malformed booth scene) answers templates/events/unknown.txt, whatever the playbook says.
+event or booth (or a malformed booth scene) answers the playbook's reply rule if one matched (booths a playbook
+knows and nobody created as an event), else templates/events/unknown.txt; nothing is checked in.
 The decision keeps `booth` = {event, booth, known, late, event_id, booth_id} for the applier's check-in and the
 form flow (scrm.event_turns).
 """
@@ -145,6 +146,8 @@ def decide(conn: Connection, event: Inbound, stored: dict[str, Any] | None, fast
     facts: dict[str, Any] = {"event": slugs[0][:PART_MAX], "booth": slugs[1][:PART_MAX], "known": info is not None}
     out = dict(stored or {"rules": []})
     if info is None:
+        if out.get("reply"):  # a booth only the playbook knows: its decision stands as it is
+            return stored
         out["reply"] = {"text": template("unknown")}
     else:
         late = event.at > info.ends_at

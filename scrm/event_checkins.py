@@ -7,12 +7,12 @@ when the batch ends (scrm.playbook.shared `parts`). The first scan at a booth ra
 trigger (event, booth) once; repeat scans only count (`scans`, `last_at`) and raise nothing, so a rule on
 `checked_in` scores a visit once per booth while a `scene:` rule still sees every scan. A first scan after the
 event's end is recorded with `late` and raises nothing either; every scan after the end counts in `late_scans`.
-An unknown event or booth leaves a `booth_unknown` entry on the follower's timeline (the interaction itself keeps
-the scene).
+An unknown event or booth checks nobody in: the interaction keeps the scene and its decision says `known: false`.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from scrm.event_models import Checkin
 from scrm.ingest import Visit
 
 PART = "checkins"
+log = logging.getLogger(__name__)
 _C = Checkin.__table__.c
 _REPEAT = (
     update(Checkin.__table__)
@@ -87,7 +88,7 @@ def scanned(visit: Visit) -> None:
     if not isinstance(facts, dict) or follower is None:
         return
     if not facts.get("known"):
-        _note(visit, "booth_unknown", {"scene": (visit.event.scene or "")[:128]})
+        log.info("interaction %s: no booth %r: recorded, nobody checked in", visit.interaction_id, visit.event.scene)
         return
     batch, alone = _batch(visit)
     first = batch.scan(follower.id, facts, visit.event.at, visit.interaction_id)

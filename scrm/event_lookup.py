@@ -24,7 +24,8 @@ _EVENT = (
     .where(_E.c.slug == bindparam("slug"))
 )
 _STAFF_OF = select(_S.c.id, _S.c.name).where(_S.c.event_id == bindparam("event"), _S.c.openid == bindparam("openid"))
-_STAFF_ANY = select(_S.c.id).where(_S.c.openid == bindparam("openid"))
+_STAFF_ANY = select(_S.c.id).where(_S.c.openid == bindparam("who"))
+_STAFF_MEMBER = select(_S.c.id).where(_S.c.userid == bindparam("who"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,6 @@ def staff_of(conn: Connection, event_id: int, openid: str) -> tuple[int, str] | 
     return (int(row[0]), row[1] or "") if row else None
 
 
-def staff_ids(conn: Connection, openid: str) -> list[int]:
-    """Every staff registration of `openid` (any event): the off-duty word ends all of them."""
-    return [int(r) for r in conn.execute(_STAFF_ANY, {"openid": openid}).scalars()]
+def staff_ids(conn: Connection, who: str, by_userid: bool = False) -> list[int]:
+    """Every staff registration of openid (or WeCom userid) `who`, any event: the off-duty word ends all of them."""
+    return [int(r) for r in conn.execute(_STAFF_MEMBER if by_userid else _STAFF_ANY, {"who": who}).scalars()]

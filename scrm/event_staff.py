@@ -74,7 +74,8 @@ def add(session: Session, slug: str, body: dict[str, Any]) -> tuple[dict[str, An
     event_id, given = _event_id(session, slug), _clean(body)
     rep_id, userid = _rep(session, given)
     values = {"openid": given["openid"], "userid": userid, "rep_id": rep_id}
-    same = [c == v for c, v in ((_S.openid, values["openid"]), (_S.rep_id, rep_id)) if v is not None]
+    keys = ((_S.openid, values["openid"]), (_S.rep_id, rep_id), (_S.userid, userid))
+    same = [c == v for c, v in keys if v is not None]
     conn = session.connection()
     found = conn.execute(select(_S.id).where(_S.event_id == event_id, or_(*same)).limit(1)).scalar() if same else None
     values = {k: v for k, v in values.items() if v is not None}

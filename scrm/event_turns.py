@@ -5,7 +5,8 @@ offered (or begun) after a booth reply. Decided from what is at hand, stored on 
 - `staff:<event>:<booth>` scanned by registered staff of the event (one indexed read): "you are on duty at …" and
   `decision["staff"] = {"action": "on", ...}`; the applier opens the day's duty at that booth (scrm.staff_duty),
   closing one at another booth. Anyone else, or a code of an unknown event/booth: a polite refusal, nothing changes.
-- the text "下班" / "off duty" from registered staff (one indexed read, only for that word): `{"action": "off"}`.
+- the text "下班" / "off duty" from registered staff (one indexed read, only for that word): `{"action": "off"}`;
+  in the OA chat by openid, or to the WeCom app by the member's userid (WeCom gets no passive reply).
 - `booth:<event>:<booth>` of a known event whose form starts (`form.start`, default "offer"): the booth reply gets
   the offer ("回复 1 …") and the H5 link, or with "direct" the first question; the conversation state is saved only
   after the interaction row was inserted (scrm.chatbot.commit), so a retried scan does not restart anything.
@@ -40,10 +41,14 @@ LINK_LINE = '或<a href="{url}">点此在线填写</a>'
 def turn(conn: Connection, event: Event, decided: dict[str, Any] | None, fast: redis.Redis | None,
          now: float | None = None) -> Turn | None:  # fmt: skip
     """The decision for a staff code, the off-duty word or a booth code with a form; None: not ours."""
-    if event.channel != "oa" or not event.openid:
+    if not event.openid:
         return None
-    if event.kind == "text":
-        return _off_duty(conn, event) if fold(event.content or "") in OFF_WORDS else None
+    if event.kind == "text" and fold(event.content or "") in OFF_WORDS:
+        return _off_duty(conn, event)
+    if event.channel != "oa":
+        return None
+    if "start_form" in ((decided or {}).get("reply") or {}):
+        return _rule_form(conn, event, decided or {}, fast, now)
     if event.kind not in ("subscribe", "scan"):
         return None
     parts = parse_scene(event.scene)
@@ -79,7 +84,8 @@ def _staff_scan(conn: Connection, event: Event, slug: str, booth: str) -> Turn:
 
 
 def _off_duty(conn: Connection, event: Event) -> Turn | None:
-    ids = event_lookup.staff_ids(conn, event.openid)
+    by_userid = event.channel == "wecom"  # a WeCom app message: from a member, named by their userid
+    ids = event_lookup.staff_ids(conn, event.openid, by_userid=by_userid)
     if not ids:
         return None  # not staff: an ordinary message
     staff = {"action": "off", "staff_ids": ids}
@@ -111,6 +117,27 @@ def _booth_form(conn: Connection, event: Event, slug: str, booth: str, decided: 
     new = event_forms.started(state, form, slug, booth, now, offer=not direct) if state is not None else None
     mark = {"event": slug, "booth": booth, "start": "direct" if direct else "offer", "link": url is not None}
     out = {**(decided or {}), "reply": reply, "form": mark}
+    return Turn(out, new, state)
+
+
+def _rule_form(conn: Connection, event: Event, decided: dict[str, Any], fast: redis.Redis | None,
+               now: float | None) -> Turn:  # fmt: skip
+    """A reply rule's `start_form: <event>`: the rule's reply (if any) and the form's first question after it."""
+    reply = dict(decided["reply"])
+    slug = str(reply.pop("start_form"))
+    out = {**decided, "reply": reply or None}
+    info = event_lookup.event_info(conn, slug)
+    now = time.time() if now is None else now
+    state = conversations.load(fast, event.openid) if info is not None else None
+    if info is None or (state is not None and state.active(now) == HANDOFF):
+        return Turn(out, None, None)  # no such event (the rule's reply alone), or a human has the conversation
+    form = event_forms.form_or_default(info.form)
+    url = _link(event.openid, slug, None)
+    direct = state is not None and not reply.get("articles")
+    text = event_forms.first_prompt(form) if direct else (form.line("offer") if state is not None else "")
+    out["reply"] = _with_offer(reply, text, url, direct)
+    new = event_forms.started(state, form, slug, None, now, offer=not direct) if state is not None else None
+    out["form"] = {"event": slug, "booth": None, "start": "rule", "link": url is not None}
     return Turn(out, new, state)
 
 

@@ -71,11 +71,11 @@ def reply_of(value: Any) -> dict[str, Any] | None:
     return {"articles": [_article(a) for a in articles]}
 
 
-def _article(item: Any) -> dict[str, str | None]:
+def _article(item: Any) -> dict[str, str]:
     if not isinstance(item, dict) or not isinstance(item.get("title"), str) or set(item) - set(ARTICLE_FIELDS):
         raise EventError(f"an article has a title and optionally {', '.join(ARTICLE_FIELDS[1:])}")
-    out = {f: item.get(f) for f in ARTICLE_FIELDS}
-    if any(v is not None and (not isinstance(v, str) or len(v) > 1024) for v in out.values()):
+    out = {f: item.get(f) or "" for f in ARTICLE_FIELDS}
+    if any(not isinstance(v, str) or len(v) > 1024 for v in out.values()):
         raise EventError("article fields are text of at most 1024 characters")
     return out
 

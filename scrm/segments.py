@@ -213,6 +213,14 @@ def _tagged(patterns: list[str], dialect: str) -> ColumnElement[bool]:
     return Follower.id.in_(select(FollowerTag.follower_id).where(FollowerTag.tag_id.in_(tag_ids)))
 
 
+def _checked_in(pattern: str, dialect: str) -> ColumnElement[bool]:
+    """Followers with a check-in (scrm.event_checkins, not a late one) at an event whose slug matches `pattern`."""
+    from scrm.event_models import Checkin, Event
+
+    at = select(Event.id).where(sql_match(Event.slug, pattern, dialect))
+    return Follower.id.in_(select(Checkin.follower_id).where(Checkin.event_id.in_(at), Checkin.late.is_(False)))
+
+
 def _scored(model: str, bounds: Range, now: datetime) -> ColumnElement[bool]:
     score = score_totals.decayed_sql(now)
     where: list[ColumnElement[bool]] = [FollowerScore.model == model]
@@ -294,7 +302,7 @@ def _conditions(session: Session, f: Filter, now: datetime, dialect: str) -> Ite
     if f.tags_none:
         yield ~_tagged(f.tags_none, dialect)
     if f.checked_in is not None:
-        yield _tagged([f"checkin:{f.checked_in}", f"checkin:{f.checked_in}:*"], dialect)
+        yield _checked_in(f.checked_in, dialect)
     _check_models(session, list(f.score))
     for model, bounds in f.score.items():
         yield _scored(model, bounds, now)

@@ -12,7 +12,7 @@ from wechat.simulate import build_callback
 OA_KINDS = [
     ("subscribe", {}, "subscribe"),
     ("unsubscribe", {}, "unsubscribe"),
-    ("scan", {"scene": "booth:expo:A1"}, "scan"),
+    ("scan", {"scene": "campaign:spring"}, "scan"),  # a booth scene gets the booth's reply (tests/test_events*)
     ("click", {"key": "MENU_PRICE"}, "click"),
     ("view", {"url": "https://example.com/p"}, "view"),
     ("location-event", {}, "location"),

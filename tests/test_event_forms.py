@@ -13,7 +13,7 @@ import redis
 
 from scrm import conversations, event_forms
 from tests.event_forms_kit import content, fill, last_decision, leads, make_event, say, scan
-from tests.helpers import drain
+from tests.helpers import drain, post
 from welead.app import create_app
 
 BOOK = """
@@ -212,3 +212,51 @@ def test_start_none_offers_nothing(app, client):
 def test_bad_form_documents_are_refused(doc, error):
     with pytest.raises(event_forms.FormError, match=error):
         event_forms.parse_form(doc)
+
+
+RULE_FORM = """
+name: start-form
+rules:
+  - name: wants-demo
+    when: {text: {keywords: ["预约演示"]}}
+    do: [{reply: "好的，请留下联系方式。"}, {start_form: expo}, {tag: demo}]
+  - name: menu-form
+    when: {click: {key: "FORM_{event}"}}
+    do: [{start_form: "{event}"}]
+  - name: bye
+    when: {form_submitted: {form: expo}}
+    do: [{tag: "lead:{event}"}]
+"""
+
+
+def test_a_playbook_action_starts_the_form(app, client, auth_headers):
+    make_event(app)
+    r = client.put("/api/v1/playbook", data=RULE_FORM, headers={**auth_headers, "Content-Type": "application/yaml"})
+    assert r.status_code == 201, r.json
+    said = content(say(client, "o-rule", "我想预约演示"))
+    assert said.startswith("好的，请留下联系方式。\n\n") and said.endswith(event_forms.PROMPTS["name"])
+    assert "/forms/lead?t=" in said  # the same form as a page
+    decided = last_decision(app, "o-rule")
+    assert decided["rules"] == ["wants-demo"] and decided["form"]["start"] == "rule"
+    assert "start_form" not in decided["reply"]
+    fill(client, "o-rule", "张三", "Acme", "13800138000")
+    (lead,) = leads(app)
+    assert lead["booth_id"] is None and lead["staff_id"] is None and lead["mobile"] == "13800138000"
+    follower = client.get("/api/v1/followers/o-rule", headers=auth_headers).json
+    assert {"demo", "lead:expo"} <= set(follower["tags"])
+    timeline = client.get("/api/v1/followers/o-rule/timeline", headers=auth_headers).json
+    assert [e["data"] for e in timeline if e["kind"] == "form_started"] == [{"event": "expo", "rule": "wants-demo"}]
+    r = post(client, "click", openid="o-menu", key="FORM_expo")
+    assert content(r.get_data(as_text=True)).endswith(event_forms.PROMPTS["name"])
+    r = post(client, "click", openid="o-menu2", key="FORM_nosuch")  # no such event: nothing to say, nothing kept
+    assert content(r.get_data(as_text=True)) is None
+
+
+@pytest.mark.parametrize(
+    "when, error",
+    [("{tag_added: {tag: x}}", "start_form: the passive reply is decided"), ("{inactive: {days: 3}}", "start_form")],
+)
+def test_start_form_only_where_a_reply_is_possible(client, auth_headers, when, error):
+    book = f"name: b\nrules:\n  - name: r\n    when: {when}\n    do: [{{start_form: expo}}]\n"
+    r = client.post("/api/v1/playbook/check", data=book, headers={**auth_headers, "Content-Type": "application/yaml"})
+    assert error in str(r.json), r.json

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from foundation.signing import Signer
-from scrm import form_links, lead_links
+from scrm import event_forms, form_links, lead_links
 from scrm.models import Interaction
-from tests.event_forms_kit import LINK, content, leads, make_event, scan, svc
+from tests.event_forms_kit import LINK, content, leads, make_event, say, scan, svc
 from tests.helpers import count, drain
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -54,6 +54,7 @@ def test_the_page_submits_a_lead_like_the_chat(app, client, auth_headers):
     assert r.status_code == 303 and "/forms/lead/done" in r.headers["Location"]
     assert "谢谢" in client.get(r.headers["Location"]).get_data(as_text=True)
     assert send(client, token, csrf, nonce, **GOOD).status_code == 303  # a double tap: the same page counts once
+    assert content(say(client, "o-h5", "1")) != event_forms.PROMPTS["name"]  # the chat's offer ended with it
     drain(app)
     (lead,) = leads(app)
     assert (lead["name"], lead["company"], lead["mobile"]) == ("李雷", "Hanmeimei Ltd", "13912345678")

@@ -15,6 +15,7 @@ from scrm.models import Follower, Rep
 from scrm.staff_duty import DUTY
 from tasks.worker import run_worker
 from tests.event_forms_kit import content, duties, fill, last_decision, leads, make_event, say, scan, svc
+from tests.helpers import post
 from tests.messaging_kit import sandbox, with_messaging
 from welead.auth import issue
 
@@ -230,3 +231,24 @@ def test_an_event_made_through_the_events_api_runs_its_form_and_staff(app, clien
     fill(client, "o-guest", "王小明", "Acme", "13800138000")
     (lead,) = leads(app)
     assert (lead["staff_id"], lead["via"], lead["mobile"]) == (staff["id"], "chat", "13800138000")
+
+
+def test_the_same_wecom_member_registered_twice_is_one_staff(app, client, auth_headers):
+    make_event(app)
+    first = register(client, auth_headers, userid="zhao.li")
+    again = register(client, auth_headers, userid="zhao.li", openid="o-zhao", name="Zhao")
+    assert again["id"] == first["id"] and again["openid"] == "o-zhao" and again["rep_id"] == first["rep_id"]
+    with svc(app).db.sessions() as s:
+        assert s.scalar(select(Rep.confirmed).where(Rep.userid == "zhao.li")) is False  # notified, takes no leads
+    assert content(say(client, "o-zhao", "off duty")) == event_turns.OFF_DUTY
+
+
+def test_off_duty_through_the_wecom_app_matches_the_userid(app, client, auth_headers):
+    ids = make_event(app)
+    staff = register(client, auth_headers, openid="o-mem", userid="mem.one")
+    scan(client, "o-mem", "staff:expo:A1")
+    assert open_duties(app) == [(staff["id"], ids["A1"])]
+    r = post(client, "wecom-text", userid="someone.else", content="下班")
+    assert r.status_code == 200 and open_duties(app) == [(staff["id"], ids["A1"])]
+    assert post(client, "wecom-text", userid="mem.one", content="下班").status_code == 200
+    assert open_duties(app) == []

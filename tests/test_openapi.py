@@ -68,6 +68,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 include-path-regex = "^/api/v1/campaigns(/[^/]+(/artwork)?)?$"
 include-method-regex = "^(POST|PATCH|PUT)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+# An event ends after it starts and its dates are ISO date-times; a booth reply is text or articles: meanings JSON
+# Schema does not state, so a schema-valid event or booth may rightly be refused (400).
+[[operations]]
+include-path-regex = "^/api/v1/events(/[^/]+)?(/booths(/[^/]+)?)?$"
+include-method-regex = "^(POST|PATCH)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 
 # `/segments/preview` is a literal route beside `/segments/{ref}`: Werkzeug's Allow lists the methods of both.
 [[operations]]

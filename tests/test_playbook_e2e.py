@@ -128,6 +128,9 @@ def test_no_playbook_and_roles(client, auth_headers, app):
 
 def test_booth_scan_tags_scores_replies_and_checks_in(client, app, auth_headers):
     load(client, auth_headers)
+    booth = {"slug": "expo2026", "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+             "code_kind": "permanent", "booths": [{"slug": "A1"}]}  # fmt: skip
+    assert client.post("/api/v1/events", json=booth, headers=auth_headers).status_code == 201  # checked_in needs it
     r = event(client, "subscribe", scene="booth:expo2026:A1")
     assert r.status_code == 200
     reply = read_reply(r.data, app.extensions["welead"].settings, "oa")

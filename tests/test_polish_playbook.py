@@ -32,7 +32,7 @@ def test_misspelled_short_action_is_an_unknown_action():
     found = errors("rules: [{name: r, when: subscribe, do: [tagg]}]")
     assert found == [
         "rules[0].do[0]: unknown action 'tagg' (expected one of: tag, untag, score, stage, assign, reply, "
-        "send_template, notify_owner, start_journey, send_poster) (rule 'r')"
+        "send_template, notify_owner, start_journey, send_poster, start_form) (rule 'r')"
     ]
 
 

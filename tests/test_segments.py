@@ -16,10 +16,11 @@ from fnmatch import fnmatchcase
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from werkzeug.datastructures import MultiDict
 
 from scrm import audience, scoring, segments, tags
+from scrm.event_models import Booth, Checkin, Event
 from scrm.models import Follower, Interaction, Rep
 from scrm.playbook import store
 
@@ -64,10 +65,27 @@ def populate(db, n: int = 60, seed: int = 7) -> list[Person]:
             p.id = f.id
             for name in p.tags:
                 tags.add(session, f.id, name)
+                if name.startswith("checkin:"):  # a check-in is a record (scrm.event_checkins), the tag a label
+                    _checkin(session, f.id, name)
             _scores(session, rnd, p)
             _clicks(session, rnd, p)
             people.append(p)
     return people
+
+
+def _checkin(session, follower_id: int, tag: str) -> None:
+    event_slug, _, booth_slug = tag.removeprefix("checkin:").partition(":")
+    event = session.scalar(select(Event).where(Event.slug == event_slug))
+    if event is None:
+        event = Event(slug=event_slug, name=event_slug, starts_at=NOW, ends_at=NOW + timedelta(days=1))
+        session.add(event)
+        session.flush()
+    booth = session.scalar(select(Booth).where(Booth.event_id == event.id, Booth.slug == (booth_slug or "main")))
+    if booth is None:
+        booth = Booth(event_id=event.id, slug=booth_slug or "main", name="")
+        session.add(booth)
+        session.flush()
+    session.add(Checkin(follower_id=follower_id, event_id=event.id, booth_id=booth.id, first_at=NOW, last_at=NOW))
 
 
 def _scores(session, rnd: random.Random, p: Person) -> None:

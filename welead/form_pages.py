@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from foundation.config import ROOT
 from foundation.services import services
 from foundation.signing import LinkError
-from scrm import event_forms, event_lookup, form_submit
+from scrm import conversations, event_forms, event_lookup, form_submit
 from scrm.applier import wake
 from scrm.form_links import FormTicket, read_form_token
 from welead.rep_pages import SECURITY_HEADERS
@@ -90,7 +90,16 @@ def submit() -> Any:
     if form_submit.record(svc.db, ticket, form, answers, nonce) is not None:
         with suppress(redis.RedisError, OSError):  # the applier polls the database anyway
             wake(svc.redis)
+        _close_chat_form(svc.redis, ticket.openid)
     return redirect(url_for(".done", t=token), 303)
+
+
+def _close_chat_form(fast: redis.Redis, openid: str) -> None:
+    """The form sent from the page ends the same form offered or running in the chat (no second lead from it)."""
+    state = conversations.load(fast, openid)
+    if state is not None and state.flow in (event_forms.FORM, event_forms.OFFER):
+        with suppress(redis.RedisError, OSError):
+            conversations.end(fast, openid)
 
 
 @bp.get("/lead/done")

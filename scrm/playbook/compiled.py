@@ -12,7 +12,7 @@ from typing import Any
 from scrm.linear_regex import compile_regex
 from scrm.playbook.grammar import Condition, Playbook, Rule
 from scrm.playbook.grammar_when import OnText
-from scrm.playbook.validate import DERIVED_TRIGGERS, PATTERN_FIELD, QUIET_TRIGGERS
+from scrm.playbook.validate import DERIVED_TRIGGERS, PATTERN_FIELD, QUIET_TRIGGERS, REPLY_VERBS
 from scrm.scenes import compile_pattern
 from scrm.scoring import half_life_seconds
 from scrm.stages import Stage
@@ -82,7 +82,7 @@ class Compiled:
     def _add(self, order: int, rule: Rule) -> None:
         kind, spec = rule.when.kind, rule.when.spec
         templates = sum(1 for a in rule.do if a.verb == "send_template")
-        replies = any(a.verb == "reply" for a in rule.do) or _asks_poster(rule)
+        replies = any(a.verb in REPLY_VERBS for a in rule.do) or _asks_poster(rule)
         compiled = CompiledRule(
             rule.name, order, kind, _matcher(rule, self.primary), rule.if_, rule, templates, replies
         )

@@ -20,7 +20,7 @@ from scrm.models import Follower, FollowerTag, Tag
 from scrm.playbook import store
 from scrm.playbook.compiled import Compiled, CompiledRule
 from scrm.playbook.conditions import holds
-from scrm.playbook.engine import answer
+from scrm.playbook.engine import answer, render
 from scrm.playbook.inbound import signals
 from scrm.playbook.models import FollowerScore
 from scrm.scoring import decayed, epoch
@@ -112,11 +112,12 @@ def _holds(book: Compiled, rule: CompiledRule, seen: Snapshot, now: datetime) ->
 def _answer(rule: CompiledRule, facts: dict[str, Any], openid: str) -> dict[str, Any] | None:
     values = {k: v for k, v in facts.items() if v is not None}
     values["openid"] = openid
+    found, form = None, None
     for action in rule.rule.do:
-        if action.verb == "reply":
+        if action.verb == "reply" and found is None:
             found = answer(action.reply, values)
-            if found is not None:
-                return found
-    if any(action.verb == "send_poster" for action in rule.rule.do):
-        return {"text": referrals.DEFAULT_REPLY}  # the poster itself follows as a customer-service image
-    return None
+        elif action.verb == "start_form" and form is None:
+            form = render(action.start_form, values)  # the form's first question joins the reply (scrm.event_turns)
+    if found is None and any(action.verb == "send_poster" for action in rule.rule.do):
+        found = {"text": referrals.DEFAULT_REPLY}  # the poster itself follows as a customer-service image
+    return {**(found or {}), "start_form": form} if form else found

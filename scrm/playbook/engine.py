@@ -386,6 +386,11 @@ def _send_poster(run: Run, rule: CompiledRule, i: int, action: Action, values: d
     run.ctx.enqueue("referral.poster", args, key=f"referral.poster:{run.key(rule, i)}:{i}")
 
 
+def _start_form(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
+    """The form began with the request's answer (scrm.event_turns); the timeline says which rule began it."""
+    run.note("form_started", {"event": render(action.start_form or "", values), "rule": rule.name})
+
+
 ACTIONS = {
     "tag": _tag,
     "untag": _untag,
@@ -397,4 +402,5 @@ ACTIONS = {
     "notify_owner": _notify_owner,
     "start_journey": _start_journey,
     "send_poster": _send_poster,
+    "start_form": _start_form,
 }

@@ -107,6 +107,7 @@ ACTION_MAIN: dict[str, str | None] = {
     "notify_owner": "reason",
     "start_journey": None,
     "send_poster": None,  # a referral campaign's name: the follower's personal poster (scrm.referrals)
+    "start_form": None,
 }
 ACTION_OPTIONS = {"model": "score", "cap": "score", "overwrite": "assign"}
 
@@ -127,6 +128,7 @@ class Action(Strict):
     notify_owner: Notify | None = None
     start_journey: str | None = None
     send_poster: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")] | None = None
+    start_form: Annotated[Text, Field(min_length=1, max_length=64)] | None = None  # an event slug (scrm.event_turns)
 
     @model_validator(mode="before")
     @classmethod

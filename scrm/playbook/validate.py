@@ -200,8 +200,9 @@ def _steps(parts: Parts, steps: list[Any], where: str) -> Iterator[str]:
             yield from _condition(parts, step.if_, f"{where}[{j}].if")
         for k, action in enumerate(step.do):
             at = f"{where}[{j}].do[{k}]"
-            if action.verb == "reply":
-                yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
+            if action.verb in REPLY_VERBS:
+                why = "a journey step cannot reply (there is no message to answer); send a template"
+                yield f"{at}.{action.verb}: {why}"
             yield from _action(parts, action, at, JOURNEY_VALUES)
         for way in ("yes", "no"):
             yield from _steps(parts, getattr(step, way) or [], f"{where}[{j}].{way}")
@@ -234,11 +235,12 @@ def _rule(parts: Parts, rule: Rule, where: str) -> Iterator[str]:
     bound = bindings(rule)
     for k, action in enumerate(rule.do):
         at = f"{where}.do[{k}]"
-        if action.verb == "reply" and kind in QUIET_TRIGGERS:
-            yield f"{at}.reply: {kind} rules run without a message to answer; send a template instead"
-        elif action.verb == "reply" and kind in DERIVED_TRIGGERS:
+        verb = action.verb
+        if verb in REPLY_VERBS and kind in QUIET_TRIGGERS:
+            yield f"{at}.{verb}: {kind} rules run without a message to answer; send a template instead"
+        elif verb in REPLY_VERBS and kind in DERIVED_TRIGGERS:
             yield (
-                f"{at}.reply: the passive reply is decided when the message arrives, before {kind} can happen; "
+                f"{at}.{verb}: the passive reply is decided when the message arrives, before {kind} can happen; "
                 "reply from the rule of the inbound event, or send a template"
             )
         yield from _action(parts, action, at, bound)
@@ -290,6 +292,8 @@ def templated(action: Action) -> Iterator[tuple[str, str]]:
             yield "send_template.url", action.send_template.url
     elif verb == "notify_owner" and action.notify_owner is not None:
         yield "notify_owner.reason", action.notify_owner.reason
+    elif verb == "start_form" and action.start_form is not None:
+        yield "start_form", action.start_form
 
 
 def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
@@ -306,6 +310,7 @@ def placeholder_problems(text: str, bound: set[str]) -> Iterator[str]:
 
 
 QUIET_TRIGGERS = frozenset({"inactive", "link_clicked"})  # a link click is no message: nothing to answer
+REPLY_VERBS = ("reply", "start_form")  # actions that change the passive reply: decided in the request
 # Signals that effects raise while the applier runs, after the follower was answered.
 DERIVED_TRIGGERS = frozenset({"tag_added", "tag_removed", "stage_changed", "score_crossed", "form_submitted",
                               "checked_in", "faq_answered"})  # fmt: skip

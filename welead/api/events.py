@@ -218,7 +218,14 @@ def patch_booth(slug: str, booth: str, body: Any):
 
 @bp.post("/events/<slug>/codes")
 @allow(*MANAGERS)
-@query_params(param("renew", "true: make every code again (after the end moved, or codes expired)"))
+@query_params(
+    param(
+        "renew",
+        "true: make every code again (after the end moved, or codes expired)",
+        type="string",
+        enum=["true", "false"],
+    )
+)
 @bp.doc(summary="Make the booths' missing codes", description="409 when temporary codes cannot be made now"
         " (the event ends in more than 30 days, or has ended); 502 when WeChat refuses.",
         responses=answers(MadeOut, 404, 409))  # fmt: skip
@@ -232,7 +239,11 @@ def make_codes(slug: str):
 
 @bp.get("/events/<slug>/codes.pdf")
 @allow(*READERS)
-@query_params(param("layout", "page (default: one code per A4 page) or sheet (six per page)"))
+@query_params(
+    param(
+        "layout", "page (default: one code per A4 page) or sheet (six per page)", type="string", enum=["page", "sheet"]
+    )
+)
 @bp.doc(summary="Every booth's codes, printable", description="Each booth's visitor code and staff code with the"
         " booth's and the event's names. 409 when a booth has no codes yet.",
         responses={200: {"description": "PDF", "content": {"application/pdf": {"schema": FILE}}},
@@ -297,7 +308,8 @@ class LiveLinkOut(Out):
 @bp.get("/events/<slug>/live-link")
 @allow(*READERS)
 @bp.doc(
-    summary="A signed link to the event's live page (phone-sized, refreshes itself)", responses=answers(LiveLinkOut, 404)
+    summary="A signed link to the event's live page (phone-sized, refreshes itself)",
+    responses=answers(LiveLinkOut, 404),
 )
 def live_link(slug: str):
     with services().db.sessions() as session:
