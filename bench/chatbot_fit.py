@@ -27,7 +27,10 @@ from scrm.faq_text import is_greeting, normalise
 
 FOLDS = 5
 L2_RANK = 0.01
-_NAMES = "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
+_NAMES = (
+    "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
+    " subject subject_q subject_known"
+)
 RANK_NAMES = tuple(_NAMES.split())
 L2_ACCEPT = 0.003  # chosen out of fold on dev among 0.001-0.1 (balanced objective)
 
@@ -203,9 +206,9 @@ def render(rank_w: np.ndarray, accept_w: np.ndarray, threshold: float) -> str:
         'bench/chatbot/eval.yaml; do not edit by hand."""\n\n'
         "# ranker, one weight per feature of Index._candidates: qmax, entry cosine, pinyin max, query coverage,\n"
         "# key coverage, pinyin coverage, bigram coverage, query length, known, strange, unexplained, isolated,\n"
-        "# offtopic, foreign\n"
+        "# offtopic, foreign, subject coverage (entry, best question), subject known\n"
         + listing("RANK", rank_w)
-        + "# accept (Index._confidence): ranker score, margin, softmax share, the 14 features,\n"
+        + "# accept (Index._confidence): ranker score, margin, softmax share, the 17 features,\n"
         "# score x (bigram coverage, known, strange), bias\n"
         + listing("ACCEPT", accept_w)
         + f"THRESHOLD = {threshold:.4f}\n"
