@@ -182,6 +182,9 @@ CHINESE = {
     "啥": "什么",
     "木有": "没有",
     "介个": "这个",
+    "价目表": "价格表",
+    "价格单": "价格表",
+    "价格清单": "价格表",
 }
 # Paraphrase lexicon: when a follower's word is there, the FAQ's word is added beside it (never replaces it).
 EXPAND = {
@@ -379,6 +382,9 @@ EXPAND = {
     "数据存": "数据存在哪里",
     "加好友": "获客",
     "扫码": "获客 二维码",
+    "软件": "产品 系统",
+    "平台": "产品 系统",
+    "力度": "优惠",
     "返佣": "返利 奖励",
     "刷卡": "付款方式",
     "信用卡付": "付款方式",

@@ -28,7 +28,7 @@ _CJK = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 # Words that carry no topic: dropped before grams so coverage counts only content.
 _FILLERS = re.compile(
     "请问|麻烦问下|麻烦|问一下|问下|想问|想了解|了解一下|一下|你们|我们|咱们|贵公司|贵司|您好|你好|亲|"
-    "那个|这个|就是|的话|呢|吗|嘛|啊|呀|吧|哦|哈|嗯|啦|呗|的|了|么"
+    "那个|这个|就是|的话|大概|大约|呢|吗|嘛|啊|呀|吧|哦|哈|嗯|啦|呗|的|了|么"
 )
 # How a question is asked, not what about: "数据线多少钱" shares only 多少钱 with the pricing entry. Multi-character
 # only, so no word loses a character (功能 keeps its 能).
