@@ -20,12 +20,14 @@ from chatbot_data import (
     Outcome,
     best_threshold,
     intervals,
+    load_dev_extra,
     load_eval,
     load_faq,
     percentile,
     synthetic_faq,
     table_row,
 )
+from chatbot_fit import cross_fit, development
 
 from scrm.faq_match import Index
 
@@ -53,6 +55,18 @@ def run_index(index: Index, items: list) -> list[Outcome]:
         ms = (time.perf_counter() - t) * 1000
         out.append(Outcome(it, m.entry_id, m.kind == "answer", ms))
     return out
+
+
+def cross_validated() -> list[Outcome]:
+    """scrm.faq_match over the development questions (dev part + dev_extra.yaml), each decided by a ranker and an
+    accept model fitted without its fold (bench/chatbot_fit.py), at the fitted threshold; no timing."""
+    index = Index.build(load_faq())
+    items, rows, extra = development(index)
+    p, y, _, _, _ = cross_fit(rows, extra)
+    decided = {
+        id(r[0]): (r[0].expected if yi else "?", pi >= index.threshold) for r, pi, yi in zip(rows, p, y, strict=True)
+    }
+    return [Outcome(it, *decided.get(id(it), (None, False)), 0.0) for it in items]
 
 
 def latency_at_scale(size: int, items: list) -> str:
@@ -103,6 +117,15 @@ def main() -> None:
     print(table_row("scrm.faq_match (fitted on dev)", ours))
     print(f"\nscrm.faq_match 95% intervals: {intervals(ours)}")
     print(f"\n(baselines and build took {time.perf_counter() - t:.1f} s)")
+    dev_all = load_eval("dev") + load_dev_extra()
+    print(f"\nDevelopment ({len(dev_all)} questions: dev part + dev_extra.yaml), scrm.faq_match 5-fold out of fold;")
+    print("baselines with their best threshold on these same questions (in sample)\n")
+    print(HEADER)
+    print(table_row("jieba + BM25 (rank-bm25), in-sample threshold", run_baseline(bm25, dev_all, dev_all)))
+    print(table_row("char uni+bigram TF-IDF, in-sample threshold", run_baseline(CharTfidf(entries), dev_all, dev_all)))
+    cv = cross_validated()
+    print(table_row("scrm.faq_match (5-fold cross-validated; no timing)", cv))
+    print(f"\nscrm.faq_match 95% intervals (development): {intervals(cv)}")
     if args.misses:
         for o in ours:
             right = (o.answered and o.top == o.item.expected) if o.item.expected else not o.answered
