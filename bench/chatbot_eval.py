@@ -101,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", default="test", choices=["test", "dev", "all"])
     parser.add_argument("--size", type=int, default=5000, help="entries in the synthetic FAQ for the latency figure")
-    parser.add_argument("--misses", action="store_true", help="list the questions scrm.faq_match gets wrong")
+    parser.add_argument("--misses", action="store_true", help="with --part dev: its misses")
     args = parser.parse_args()
     entries = load_faq()
     dev, items = load_eval("dev"), load_eval(args.part)
@@ -126,7 +126,9 @@ def main() -> None:
     cv = cross_validated()
     print(table_row("scrm.faq_match (5-fold cross-validated; no timing)", cv))
     print(f"\nscrm.faq_match 95% intervals (development): {intervals(cv)}")
-    if args.misses:
+    if args.misses and args.part != "dev":
+        print("\n--misses lists only --part dev: held-out errors are looked at by category, never item by item")
+    elif args.misses:
         for o in ours:
             right = (o.answered and o.top == o.item.expected) if o.item.expected else not o.answered
             if not right:

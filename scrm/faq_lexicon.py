@@ -419,7 +419,7 @@ EXPAND = {
     "小公司": "行业 适合",
     "中小企业": "行业 适合",
 }
-# Subjects of someone else's business or of private life: a question naming one ("京东能开专票吗", "视频会员怎么续费")
+# Subjects of someone else's business or of private life: a question naming one ("美团能开专票吗", "视频会员怎么续费")
 # is probably a near miss even when the rest of it is an entry's question (feature "foreign" in scrm/faq_match.py).
 # A word the FAQ itself uses is dropped at index build, so an FAQ that mentions one keeps it in scope.
 _FOREIGN_WORDS = (
