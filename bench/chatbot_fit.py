@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Fits the FAQ matcher's weights on the dev part of bench/chatbot/eval.yaml and writes scrm/faq_weights.py.
+"""Fits the FAQ matcher's weights on the development questions (the dev part of bench/chatbot/eval.yaml and
+bench/chatbot/dev_extra.yaml; train_extra.yaml only trains the accept model) and writes scrm/faq_weights.py.
 
-    .venv/bin/python bench/chatbot_fit.py [--dry-run]
+    .venv/bin/python bench/chatbot_fit.py [--objective targets|balanced|correct] [--dry-run]
 
 Ranker: a linear score per candidate, trained listwise (softmax over a question's candidates, L2). Accept model:
 logistic regression on the winner's score, its margin to the runner-up and its features; label = the winner is the
-expected entry. Its inputs come out of fold (5 folds within dev: the ranker that scores a fold never saw it), and
-the threshold is the one that maximises correct answer-or-fallback over the out-of-fold probabilities. The test part
-is never read here.
+expected entry. Its inputs come out of fold (5 folds: the ranker that scores a fold never saw it), and the threshold
+is the one that maximises the objective (choose_threshold) over the out-of-fold probabilities. The test (held-out)
+part is never read here.
 """
 
 from __future__ import annotations
