@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Fits the FAQ matcher's weights on the dev part of bench/chatbot/eval.yaml and writes scrm/faq_weights.py.
+"""Fits the FAQ matcher's weights on the development questions (the dev part of bench/chatbot/eval.yaml and
+bench/chatbot/dev_extra.yaml; train_extra.yaml only trains the accept model) and writes scrm/faq_weights.py.
 
-    .venv/bin/python bench/chatbot_fit.py [--dry-run]
+    .venv/bin/python bench/chatbot_fit.py [--objective targets|balanced|correct] [--dry-run]
 
 Ranker: a linear score per candidate, trained listwise (softmax over a question's candidates, L2). Accept model:
 logistic regression on the winner's score, its margin to the runner-up and its features; label = the winner is the
-expected entry. Its inputs come out of fold (5 folds within dev: the ranker that scores a fold never saw it), and
-the threshold is the one that maximises correct answer-or-fallback over the out-of-fold probabilities. The test part
-is never read here.
+expected entry. Its inputs come out of fold (5 folds: the ranker that scores a fold never saw it), and the threshold
+is the one that maximises the objective (choose_threshold) over the out-of-fold probabilities. The test (held-out)
+part is never read here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from scrm.faq_text import is_greeting, normalise
 
 FOLDS = 5
 L2_RANK = 0.01
-_NAMES = "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
+_NAMES = (
+    "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
+    " subject subject_q subject_known"
+)
 RANK_NAMES = tuple(_NAMES.split())
 L2_ACCEPT = 0.003  # chosen out of fold on dev among 0.001-0.1 (balanced objective)
 
@@ -203,9 +207,9 @@ def render(rank_w: np.ndarray, accept_w: np.ndarray, threshold: float) -> str:
         'bench/chatbot/eval.yaml; do not edit by hand."""\n\n'
         "# ranker, one weight per feature of Index._candidates: qmax, entry cosine, pinyin max, query coverage,\n"
         "# key coverage, pinyin coverage, bigram coverage, query length, known, strange, unexplained, isolated,\n"
-        "# offtopic, foreign\n"
+        "# offtopic, foreign, subject coverage (entry, best question), subject known\n"
         + listing("RANK", rank_w)
-        + "# accept (Index._confidence): ranker score, margin, softmax share, the 14 features,\n"
+        + "# accept (Index._confidence): ranker score, margin, softmax share, the 17 features,\n"
         "# score x (bigram coverage, known, strange), bias\n"
         + listing("ACCEPT", accept_w)
         + f"THRESHOLD = {threshold:.4f}\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scrm import faq_weights
 from scrm.faq_lexicon import EXPAND, FOREIGN
-from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams
+from scrm.faq_text import char_grams, content, expand, is_greeting, normalise, pinyin_grams, subject
 
 __all__ = ["Entry", "Index", "Match", "normalise"]
 
@@ -218,6 +218,8 @@ class Index:
         offtopic = max((_cos(qc_unit, v) for v in self._offtopic), default=0.0)
         text = "".join(runs)
         foreign = float(any(w in text for w in self._foreign))
+        subj = self._char.weights(char_grams(subject(runs)))  # what it is about, the template taken out
+        subj_known = _coverage(subj, self._char.idf.keys()) if subj else 1.0
         out = []
         for i, _ in first.most_common(CANDIDATES):
             feats = [
@@ -236,6 +238,9 @@ class Index:
                 isolated,
                 offtopic,
                 foreign,
+                _coverage(subj, _Grams(self._char, i)) if subj else 1.0,
+                max((_coverage(subj, v) for v in self._q_char[i]), default=0.0) if subj else 1.0,
+                subj_known,
             ]
             out.append((i, feats))
         return out

@@ -21,19 +21,26 @@ _T2S = opencc.OpenCC("t2s")
 
 _EXPAND_RE = re.compile("|".join(re.escape(k) for k in sorted(EXPAND, key=len, reverse=True)))
 _ENGLISH_WORD = re.compile(r"[a-z][a-z0-9\-]*")
+_NUMBERED = re.compile(r"([a-z\-]{2,})(\d+)")  # iso27001, win10: the known word, then its number
 _CHINESE_KEYS = sorted(CHINESE, key=len, reverse=True)
 _CHINESE_RE = re.compile("|".join(re.escape(k) for k in _CHINESE_KEYS))
 _CJK = re.compile(r"[\u4e00-\u9fff]+|[a-z0-9]+")
 # Words that carry no topic: dropped before grams so coverage counts only content.
 _FILLERS = re.compile(
     "请问|麻烦问下|麻烦|问一下|问下|想问|想了解|了解一下|一下|你们|我们|咱们|贵公司|贵司|您好|你好|亲|"
-    "那个|这个|就是|的话|呢|吗|嘛|啊|呀|吧|哦|哈|嗯|啦|呗|的|了|么"
+    "那个|这个|就是|的话|大概|大约|呢|吗|嘛|啊|呀|吧|哦|哈|嗯|啦|呗|的|了|么"
+)
+# How a question is asked, not what about: "数据线多少钱" shares only 多少钱 with the pricing entry. Multi-character
+# only, so no word loses a character (功能 keeps its 能).
+_TEMPLATE = re.compile(
+    "多少钱|多少|怎么办|怎么样|怎么|如何|能不能|可不可以|可以|支持|有没有|没有|什么|哪里|哪个|哪些|几点|多久|多长时间|"
+    "是不是|需要|会不会|能否|是否"
 )
 _GREETINGS = re.compile(
     "^(?:你好|您好|哈喽|嗨|在吗|在不在|在么|有人吗|有人在吗|谢谢|多谢|感谢|谢了|好的|好|嗯|恩|哦|噢|收到|知道了|明白|"
     "早上好|上午好|中午好|下午好|晚上好|早安|晚安|早|再见|拜拜|辛苦了|哈|呵|嘿|哈哈|呵呵|老师|客服|小编|亲|请问|"
     "打扰了|麻烦了|不客气|没事了|没问题|ok|了|啊|呀|吗|呢|啦|嘛|哟|哇|的|吧|么|喂|hi|hello|你们好|大家好|新年快乐|"
-    "节日快乐|中秋快乐|国庆快乐|辛苦|棒|赞|厉害|牛|好滴|好哒|可以|行|对|是的|嗯嗯|好嘞|ok了|你|您|大家|各位|老板|美女|帅哥|小姐姐|朋友|早上|晚上|上午|下午|中午)+$"
+    "节日快乐|中秋快乐|国庆快乐|辛苦|棒|赞|厉害|牛|好滴|好哒|可以|行|对|是的|嗯嗯|好嘞|ok了|你|您|大家|各位|老板|美女|帅哥|小姐姐|朋友)+$"
 )
 
 
@@ -59,6 +66,9 @@ def _fuzzy(syllable: str) -> str:
 
 def _english(match: re.Match[str]) -> str:
     word = match.group(0)
+    numbered = _NUMBERED.fullmatch(word)
+    if numbered and numbered.group(1) in ENGLISH:
+        return f"{ENGLISH[numbered.group(1)]} {numbered.group(2)} "
     return ENGLISH.get(word, ENGLISH.get(word.rstrip("s"), word)) + " "
 
 
@@ -81,6 +91,14 @@ def expand(normalised: str) -> str:
 def content(normalised: str) -> list[str]:
     """The runs of CJK characters and ASCII words that carry the question, fillers removed."""
     return [run for run in _CJK.findall(_FILLERS.sub(" ", normalised))]
+
+
+def subject(runs: list[str]) -> list[str]:
+    """The content runs without question templates (_TEMPLATE): what the question is about."""
+    out: list[str] = []
+    for run in runs:
+        out.extend([run] if run.isascii() else _TEMPLATE.sub(" ", run).split())
+    return out
 
 
 def is_greeting(normalised: str) -> bool:

@@ -167,3 +167,27 @@ def test_the_faqs_own_questions_answer_themselves(index: Index) -> None:
     asked = [(e.id, index.ask(q)) for e in entries for q in e.questions]
     right = sum(m.kind == "answer" and m.entry_id == expected for expected, m in asked)
     assert right >= 0.9 * len(asked), [(e, m.entry_id, m.kind) for e, m in asked if m.entry_id != e]
+
+
+def test_colloquial_and_numbered_words_are_normalised() -> None:
+    assert normalise("咋收费") == "怎么收费"
+    assert normalise("有iso27001吗") == "有iso 27001 吗"
+    assert normalise("价目表") == "价格表"
+
+
+@pytest.mark.parametrize("text", ["1", "123456", "2024"])
+def test_numbers_alone_name_no_topic(index: Index, text: str) -> None:
+    m = index.ask(text)
+    assert m.kind == "fallback" and m.entry_id is None
+
+
+def test_a_time_of_day_with_a_question_is_not_a_greeting(index: Index) -> None:
+    assert index.ask("晚上有人吗").kind != "greeting"
+    assert index.ask("晚上好").kind == "greeting"
+
+
+def test_foreign_subjects_known_to_the_faq_stay_in_scope() -> None:
+    """A subject word the FAQ itself uses (here 美团) is no longer a sign of a near miss."""
+    plain = Index.build(demo_entries())
+    shop = Index.build([*demo_entries(), Entry("mt", ("能在美团上买吗",), "美团店铺有售。")])
+    assert "美团" in plain._foreign and "美团" not in shop._foreign
