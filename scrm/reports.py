@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from scrm import report_journeys, report_people
 from scrm.delivery_models import Delivery
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.report_sql import Window, bucket, day_text, ratio, within
@@ -167,8 +168,6 @@ NAMES = tuple(COLUMNS)
 
 
 def registry() -> dict[str, Report]:
-    from scrm import report_journeys, report_people
-
     return {"sources": sources, "funnel": report_people.funnel, "deliveries": deliveries, "tags": tags,
             "reps": report_people.reps, "journeys": report_journeys.journeys}  # fmt: skip
 
