@@ -172,8 +172,14 @@ def registry() -> dict[str, Report]:
             "reps": report_people.reps, "journeys": report_journeys.journeys}  # fmt: skip
 
 
+WORK_MEM = "64MB"  # PostgreSQL, per sort or hash of a report's statements: the default 4MB spilled them to disk
+
+
 def run(session: Session, name: str, win: Window, rep: int | None = None, **options: Any) -> dict[str, Any]:
-    """The named report (KeyError for an unknown name: callers check `NAMES` first)."""
+    """The named report (KeyError for an unknown name: callers check `NAMES` first). On PostgreSQL its
+    transaction gets `work_mem` enough for the window's grouping to stay in memory (SET LOCAL: this one only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     return registry()[name](session, win, rep=rep, **options)
 
 
