@@ -1,10 +1,13 @@
-"""Journey runs: a follower walking a playbook journey's steps, one transaction per stretch between waits.
+"""Journey runs: a follower walking one version of a journey, a batch of due runs per transaction.
 
-`journey.start` creates the run (once per key) and executes steps until a `wait`, which schedules the next stretch
-as a delayed outbox row (`journey.step`, `run_after` = now + wait, keyed `journey:<run id>:<step>` so it is queued
-once). `do` steps run their actions through the rules engine (scrm.playbook.engine) in a `Quiet` context, so tags,
-scores, stages, templates and notifications behave, are keyed and are audited exactly as when a rule does them.
-`exit_if` is checked before every step; a journey no longer in the active playbook ends the run with a reason.
+`start` creates the run (once per key, and as the journey's `reentry` allows) on the journey's current version and
+executes its first stretch. A wait sets the run's `due_at`; `run_due` (the step runner: the scheduler's
+`journey.tick`, or `flask journey run`) takes the runs that are due, oldest first, locks them (PostgreSQL: SKIP LOCKED,
+so runners share the work; SQLite: one writer), executes each until its next wait, and writes one `journey_steps` row
+per executed step with the step's effects. The rows are unique per (run, step): a step two runners or a retry
+executed twice cannot commit twice (the second transaction fails whole, effects included), and a runner killed
+mid-batch commits nothing of it. `do` steps act through the rules engine (scrm.playbook.engine) in a `Quiet` context,
+so tags, scores, stages, templates and notices behave, are keyed and audited exactly as when a rule does them.
 """
 
 from __future__ import annotations
@@ -13,132 +16,132 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, insert, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
-from foundation.db import Base, BigId
 from foundation.sql import insert_ignore
-from scrm import outbox
+from scrm import journey_defs
+from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
+from scrm.journey_stepper import Stepper
 from scrm.models import Activity, Follower
 from scrm.playbook import store
-from scrm.playbook.compiled import CompiledRule
-from scrm.playbook.engine import ACTIONS, Quiet, Run
-from scrm.playbook.grammar import Step
 
-RUNNING, FINISHED, EXITED = "running", "finished", "exited"
-STEP_TASK = "journey.step"
-
-
-class JourneyRun(Base):
-    """One follower in one journey; `step` is the index of the next step to execute."""
-
-    __tablename__ = "journey_runs"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
-    journey: Mapped[str] = mapped_column(String(32))
-    key: Mapped[str] = mapped_column(String(191), unique=True)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default=RUNNING)
-    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    reason: Mapped[str | None] = mapped_column(Text)
-
-    __table_args__ = (Index("ix_journey_runs_follower", "follower_id"),)
+STEP_TASK = "journey.step"  # delayed outbox rows of runs started before 0019: they only make the run due
+__all__ = ["CONVERTED", "EXITED", "FINISHED", "RUNNING", "STEP_TASK", "JourneyRun", "Outcome", "run_due", "start"]
 
 
 @dataclass
 class Outcome:
-    """What a stretch did: the run, and outbox rows due now (to push after commit; delayed rows wait)."""
+    """What a transaction did: the run (start/step), steps executed, and outbox rows to push after commit."""
 
     run_id: int | None
     state: str | None = None
     outbox_ids: list[int] = field(default_factory=list)
+    runs: int = 0
+    steps: int = 0
 
 
-def _note(session: Session, run: JourneyRun, kind: str, now: datetime, **data: Any) -> None:
+def _allowed(session: Session, follower_id: int, name: str, reentry: Any, now: datetime) -> bool:
+    """Re-entry: `once` ever, `always`, or at most once per N days (the follower's last run of this journey)."""
+    if reentry == "always":
+        return True
+    last = session.scalar(
+        select(func.max(JourneyRun.started_at)).where(JourneyRun.follower_id == follower_id, JourneyRun.journey == name)
+    )
+    if last is None:
+        return True
+    return reentry != "once" and now - last >= timedelta(days=reentry.days)
+
+
+def start(
+    session: Session,
+    openid: str,
+    journey: str,
+    key: str,
+    now: datetime | None = None,
+    context: dict[str, Any] | None = None,
+    rules: Any = None,
+) -> Outcome | None:
+    """Create the run for `key` on the journey's current version and execute its first stretch; None when the
+    follower is unknown. A key seen before, or a start re-entry forbids, changes nothing."""
+    now = now or utcnow()
+    follower = session.scalar(select(Follower).where(Follower.openid == openid))
+    if follower is None:
+        return None
+    existing = session.scalar(select(JourneyRun.id).where(JourneyRun.key == key))
+    book = store.active(session)
+    spec = book.book.journeys.get(journey) if book else None
+    if existing is not None or spec is None:
+        return Outcome(existing)
+    stepper = Stepper(session, book, now, rules)
+    stepper.lock(follower)
+    stepper.prefetch([follower.id])
+    if not _allowed(session, follower.id, journey, spec.reentry, now):
+        return Outcome(None, "refused")
+    version = journey_defs.ensure(session, journey, spec)
+    values = {"follower_id": follower.id, "journey": journey, "key": key, "step": 0, "state": RUNNING,
+              "started_at": now, "updated_at": now, "version": version, "position": "0", "due_at": now,
+              "context": context}  # fmt: skip
+    run_id = session.scalar(insert_ignore(session, JourneyRun, ["key"], "id"), values)
+    if run_id is None:
+        return Outcome(None)
+    run = session.get(JourneyRun, run_id)
+    assert run is not None
+    note(session, run, "journey_started", now, key=key, version=version)
+    stepper.advance(run, follower)
+    out = stepper.finish(Outcome(run.id, run.state))
+    return out
+
+
+def run_due(session: Session, now: datetime | None = None, limit: int = 500, rules: Any = None) -> Outcome:
+    """Execute the due runs (at most `limit`, oldest due first) in the caller's transaction."""
+    now = now or utcnow()
+    query = (
+        select(JourneyRun)
+        .where(JourneyRun.state == RUNNING, JourneyRun.due_at <= now)
+        .order_by(JourneyRun.due_at, JourneyRun.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    runs = list(session.scalars(query))
+    if not runs:
+        return Outcome(None)
+    ids = {r.follower_id for r in runs}
+    query_f = select(Follower).where(Follower.id.in_(ids)).order_by(Follower.id)
+    if session.get_bind().dialect.name == "postgresql":  # in id order: runners and appliers never deadlock
+        query_f = query_f.with_for_update(key_share=True)
+    followers = {f.id: f for f in session.scalars(query_f)}
+    stepper = Stepper(session, store.active(session), now, rules)
+    stepper.prefetch(sorted(ids))
+    for run in runs:
+        stepper.advance(run, followers[run.follower_id])
+    return stepper.finish(Outcome(None, runs=len(runs)))
+
+
+def step(session: Session, run_id: int, index: int, now: datetime | None = None, rules: Any = None) -> Outcome:
+    """A delayed `journey.step` row of a run started before 0019: the run is made due and executed now."""
+    run = session.get(JourneyRun, run_id)
+    if run is None or run.state != RUNNING or (run.version is None and run.step != index):
+        return Outcome(run_id, run.state if run else None)
+    run.due_at = min(run.due_at or (now or utcnow()), now or utcnow())
+    follower = session.get(Follower, run.follower_id)
+    assert follower is not None
+    stepper = Stepper(session, store.active(session), now or utcnow(), rules)
+    stepper.prefetch([follower.id])
+    stepper.advance(run, follower)
+    return stepper.finish(Outcome(run.id, run.state))
+
+
+def note(session: Session, run: JourneyRun, kind: str, now: datetime, **data: Any) -> None:
+    """A timeline entry about the run (started, a step, finished)."""
     row = {"follower_id": run.follower_id, "kind": kind, "at": now, "interaction_id": None,
            "data": {"journey": run.journey, "run": run.id, **data}}  # fmt: skip
     session.execute(insert(Activity.__table__), [row])
 
 
-def start(session: Session, openid: str, journey: str, key: str, now: datetime | None = None) -> Outcome | None:
-    """Create the run for `key` and execute its first stretch; None when the follower is unknown. A key seen
-    before changes nothing (the first start did everything in its own transaction)."""
-    now = now or utcnow()
-    follower = session.scalar(select(Follower).where(Follower.openid == openid))
-    if follower is None:
-        return None
-    values = {"follower_id": follower.id, "journey": journey, "key": key, "step": 0, "state": RUNNING,
-              "started_at": now, "updated_at": now}  # fmt: skip
-    run_id = session.scalar(insert_ignore(session, JourneyRun, ["key"]).values(**values).returning(JourneyRun.id))
-    if run_id is None:
-        existing = session.scalar(select(JourneyRun.id).where(JourneyRun.key == key))
-        return Outcome(existing)
-    run = session.get(JourneyRun, run_id)
-    assert run is not None
-    _note(session, run, "journey_started", now, key=key)
-    return advance(session, run, follower, now)
-
-
-def step(session: Session, run_id: int, index: int, now: datetime | None = None) -> Outcome:
-    """Continue a run at step `index` (after a wait); a run that ended or moved on already is left alone."""
-    run = session.get(JourneyRun, run_id)
-    if run is None or run.state != RUNNING or run.step != index:
-        return Outcome(run_id, run.state if run else None)
-    follower = session.get(Follower, run.follower_id)
-    assert follower is not None
-    return advance(session, run, follower, now or utcnow())
-
-
-def _end(session: Session, run: JourneyRun, state: str, reason: str, now: datetime) -> None:
-    run.state, run.reason, run.updated_at = state, reason, now
-    _note(session, run, "journey_finished", now, state=state, reason=reason, step=run.step)
-
-
-def advance(session: Session, run: JourneyRun, follower: Follower, now: datetime) -> Outcome:
-    """Execute steps from `run.step` until a wait (scheduled as a delayed `journey.step` row) or the end."""
-    out = Outcome(run.id)
-    book = store.active(session)
-    journey = book.book.journeys.get(run.journey) if book else None
-    if book is None or journey is None:
-        _end(session, run, EXITED, f"journey {run.journey!r} is not in the active playbook", now)
-        out.state = run.state
-        return out
-    ctx = Quiet(session, follower)
-    while run.step < len(journey.steps):
-        index = run.step
-        engine = Run(book, ctx, scope=f"{run.id}:{index}", now=now)
-        engine.lock()
-        if journey.exit_if is not None and engine.holds(journey.exit_if):
-            _end(session, run, EXITED, "exit_if", now)
-            break
-        spec = journey.steps[index]
-        run.step, run.updated_at = index + 1, now
-        if spec.wait is not None:
-            due = now + timedelta(seconds=spec.wait)
-            args = {"run_id": run.id, "index": index + 1}
-            outbox.add(session, STEP_TASK, args, key=f"journey:{run.id}:{index + 1}", run_after=due)
-            _note(session, run, "journey_step", now, step=index, wait=spec.wait, until=due.isoformat() + "Z")
-            out.state, out.outbox_ids = RUNNING, ctx.outbox_ids
-            return out
-        _do(engine, run, index, spec)
-    else:
-        _end(session, run, FINISHED, "completed", now)
-    out.state, out.outbox_ids = run.state, ctx.outbox_ids
-    return out
-
-
-def _do(engine: Run, run: JourneyRun, index: int, spec: Step) -> None:
-    """A `do` step: its condition against the follower now, then its actions through the engine's own code."""
-    if not engine.holds(spec.if_):
-        _note(engine.session, run, "journey_step", engine.now, step=index, skipped=True)
-        return
-    _note(engine.session, run, "journey_step", engine.now, step=index, actions=[a.verb for a in spec.do])
-    templates = sum(1 for a in spec.do if a.verb == "send_template")
-    rule = CompiledRule(f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates, False)  # type: ignore[arg-type]
-    values = {"openid": engine.follower.openid}
-    with engine.session.no_autoflush:
-        for i, action in enumerate(spec.do):
-            ACTIONS[action.verb](engine, rule, i, action, values)
-    engine.drain()  # signals the actions gave (tag_added...) run the playbook's rules; timeline rows written
+def executed(session: Session, run_id: int) -> list[tuple[str, str]]:
+    """(path, outcome) of the steps a run executed, in order."""
+    query = select(JourneyStep.path, JourneyStep.outcome).where(JourneyStep.run_id == run_id).order_by(JourneyStep.id)
+    return [(p, o) for p, o in session.execute(query)]

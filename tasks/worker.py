@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PERIODIC: list[tuple[str, int]] = [("tasks.outbox.sweep", 10), ("tasks.pump.pump", 5)]
 PERIODIC += [("tasks.playbook.tick", 60), ("tasks.tagsync.sync", 60)]  # inactive triggers, decay; WeChat tags
 PERIODIC += [("tasks.handover.pool", 300)]  # the lead pool (off unless WELEAD_LEAD_POOL_DAYS is set)
+PERIODIC += [("tasks.journey.tick", 5)]  # journey steps that are due, segment entries (scrm.journeys)
 
 
 def eventful(result: Any) -> bool:

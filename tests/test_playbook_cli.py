@@ -17,7 +17,7 @@ def test_check(runner, tmp_path):
     r = runner.invoke(args=["playbook", "check", str(DEMO)])
     assert r.exit_code == 0, r.output
     assert (
-        r.output.startswith("ok: 'demo': 18 rules, 1 journeys") and "new → engaged → mql → sql → customer" in r.output
+        r.output.startswith("ok: 'demo': 19 rules, 3 journeys") and "new → engaged → mql → sql → customer" in r.output
     )
     r = runner.invoke(
         args=["playbook", "check", write(tmp_path, "rules: [{name: a, when: {click: X}, do: [{score: x}]}]")]

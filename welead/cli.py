@@ -53,6 +53,7 @@ def register_cli(app: Flask) -> None:
     from welead.cli_code import code_cli
     from welead.cli_contact import contact_cli
     from welead.cli_faq import faq_cli
+    from welead.cli_journey import journey_cli
     from welead.cli_playbook import playbook_cli, segment_cli
     from welead.cli_rep import rep_cli
     from welead.cli_rep_pages import link as rep_link
@@ -65,3 +66,4 @@ def register_cli(app: Flask) -> None:
     commands = (db_cli, tokens_cli, outbox_cli, worker, scheduler, wechat_cli, broadcast_cli, messages_cli)
     for command in (*commands, apply_cli, playbook_cli, segment_cli, rep_cli, contact_cli, code_cli, faq_cli):
         app.cli.add_command(command)
+    app.cli.add_command(journey_cli)

@@ -35,6 +35,7 @@ _F = Follower.__table__.c
 _LOCK = select(_F.stage, _F.owner_id, _F.subscribed).where(_F.id == bindparam("fid")).with_for_update(key_share=True)
 MAX_SIGNALS = 500  # a safety net only: fire-once rules and change-only signals already bound a run
 CHECKIN = "checkin:"
+JOURNEY_CONTEXT = ("event", "booth", "form")  # what a rule's trigger bound that a journey it starts keeps
 USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # what WeCom allows in a member's userid
 
 
@@ -376,7 +377,10 @@ def _notify_owner(run: Run, rule: CompiledRule, i: int, action: Action, values: 
 
 def _start_journey(run: Run, rule: CompiledRule, i: int, action: Action, values: dict[str, Any]) -> None:
     key = f"rule:{rule.name}:{run.scope}"
-    args = {"openid": run.follower.openid, "journey": action.start_journey, "key": key}
+    args: dict[str, Any] = {"openid": run.follower.openid, "journey": action.start_journey, "key": key}
+    context = {k: str(values[k]) for k in JOURNEY_CONTEXT if values.get(k) is not None}
+    if context:  # the run's steps may name them ({event}), and event-relative waits read the event
+        args["context"] = context
     run.ctx.enqueue("journey.start", args, key=f"journey.start:{key}")
 
 

@@ -9,7 +9,6 @@ pydantic's error locations equal to the YAML path (`rules[3].do[1].score: expect
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,13 +16,14 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     PositiveFloat,
-    PositiveInt,
     StrictBool,
     StrictInt,
     model_validator,
 )
 
 from scrm.playbook.grammar_chatbot import ChatbotSettings
+from scrm.playbook.grammar_journey import Journey, resolve
+from scrm.playbook.grammar_journey import Step as Step  # re-exported
 from scrm.playbook.grammar_when import (
     LIMIT,
     Condition,
@@ -156,38 +156,7 @@ class Rule(Strict):
     do: list[Action] = Field(min_length=1)
 
 
-def _seconds(value: Any) -> Any:
-    if isinstance(value, str):
-        found = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", value)
-        if not found:
-            raise ValueError("expected a duration like 30m, 12h, 2d, 1w or seconds")
-        return int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
-    return value
-
-
-Duration = Annotated[PositiveInt, Field(le=100 * 365 * 86400), BeforeValidator(_seconds)]  # up to 100 years
-
-
-class Step(Strict):
-    """A journey step: wait, or (optionally only if a condition holds) do actions."""
-
-    wait: Duration | None = None
-    if_: Condition | None = Field(None, alias="if")
-    do: list[Action] = []
-
-    @model_validator(mode="after")
-    def _one(self) -> Step:
-        if (self.wait is None) == (not self.do):
-            raise ValueError("a step either waits or does something")
-        if self.wait is not None and self.if_ is not None:
-            raise ValueError("a wait step takes no condition")
-        return self
-
-
-class Journey(Strict):
-    description: str = ""
-    exit_if: Condition | None = None
-    steps: list[Step] = Field(min_length=1)
+resolve(Action)  # journey steps name Action (scrm.playbook.grammar_journey)
 
 
 class ScoringModel(Strict):

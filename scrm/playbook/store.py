@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, event, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import iso, utcnow
-from scrm import score_totals, scoring
+from scrm import journey_defs, score_totals, scoring
 from scrm.playbook.compiled import Compiled
 from scrm.playbook.grammar import Playbook
 from scrm.playbook.models import PlaybookVersion
@@ -69,6 +69,7 @@ def load(
     )
     session.add(row)
     session.flush()
+    journey_defs.record(session, book, row.version)  # runs finish on the version they started (scrm.journey_defs)
     event.listen(session, "after_commit", lambda _s: _LATEST_SEEN.clear(), once=True)
     for name, model in book.models.items():
         half_life = scoring.half_life_seconds(model.half_life_days)

@@ -183,17 +183,28 @@ def _references(parts: Parts) -> Iterator[str]:
         yield from _journey(parts, journey, f"journeys.{name}")
 
 
+JOURNEY_VALUES = {"openid", "event", "booth", "form", "event_name", "event_starts_at"}  # scrm.journey_stepper
+
+
 def _journey(parts: Parts, journey: Journey, where: str) -> Iterator[str]:
-    if journey.exit_if is not None:
-        yield from _condition(parts, journey.exit_if, f"{where}.exit_if")
-    for j, step in enumerate(journey.steps):
+    for name in ("goal", "exit_if"):
+        if getattr(journey, name) is not None:
+            yield from _condition(parts, getattr(journey, name), f"{where}.{name}")
+    yield from _steps(parts, journey.steps, f"{where}.steps")
+
+
+def _steps(parts: Parts, steps: list[Any], where: str) -> Iterator[str]:
+    """Journey steps, branches included (yes/no lists are steps too)."""
+    for j, step in enumerate(steps):
         if step.if_ is not None:
-            yield from _condition(parts, step.if_, f"{where}.steps[{j}].if")
+            yield from _condition(parts, step.if_, f"{where}[{j}].if")
         for k, action in enumerate(step.do):
-            at = f"{where}.steps[{j}].do[{k}]"
+            at = f"{where}[{j}].do[{k}]"
             if action.verb == "reply":
                 yield f"{at}.reply: a journey step cannot reply (there is no message to answer); send a template"
-            yield from _action(parts, action, at, {"openid"})
+            yield from _action(parts, action, at, JOURNEY_VALUES)
+        for way in ("yes", "no"):
+            yield from _steps(parts, getattr(step, way) or [], f"{where}[{j}].{way}")
 
 
 def _stage_order(spec: Stages | None) -> Iterator[str]:

@@ -38,6 +38,7 @@ from welead.api import (  # noqa: E402,F401  (registers routes)
     faq,
     followers,
     interactions,
+    journeys,
     merges,
     messages,
     notifications,

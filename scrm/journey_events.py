@@ -1,0 +1,101 @@
+"""What journeys ask about a follower beyond the playbook's conditions: did an event happen since a time (event waits,
+`happened`), should the run exit (unsubscribed, opted out, handed over), and when a wait ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from scrm.handover_models import Transfer
+from scrm.hours import ZONE
+from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
+from scrm.playbook.grammar_journey import Wait
+
+MESSAGES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
+POLL = timedelta(seconds=60)  # how often a run waiting for an event looks for it (until its timeout)
+
+
+def _query(follower_id: int, event: str, since: datetime):
+    kind, _, arg = event.partition(":")
+    if kind == "tag":
+        joined = FollowerTag.__table__.join(Tag.__table__, Tag.id == FollowerTag.tag_id)
+        return exists(select(FollowerTag.follower_id).select_from(joined).where(
+            FollowerTag.follower_id == follower_id, Tag.name == arg, FollowerTag.added_at >= since))  # fmt: skip
+    if kind in ("form_submitted", "activity"):
+        return exists().where(Activity.follower_id == follower_id, Activity.kind == (arg or kind), Activity.at >= since)
+    i = Interaction
+    where = [i.follower_id == follower_id, i.at >= since]
+    if kind == "message":
+        where.append(i.kind.in_(MESSAGES))
+    elif kind == "subscribed":
+        where.append(i.kind == "subscribe")
+    else:  # click:<KEY>
+        where += [i.kind == "click", i.event_key == arg]
+    return exists().where(*where)
+
+
+def happened(session: Session, follower_id: int, event: str, since: datetime) -> bool:
+    """Did `event` (grammar_journey.EVENT) happen to the follower at or after `since`? One indexed EXISTS."""
+    return bool(session.scalar(select(_query(follower_id, event, since))))
+
+
+def exit_reason(
+    follower: Follower, exits: list[str], tags: set[str], opt_out_tag: str, started: datetime, moved: datetime | None
+) -> str | None:
+    """The first of `exits` that applies to the follower now, or None; `moved`: the follower's latest handover."""
+    for name in exits:
+        if name == "unsubscribed" and not follower.subscribed and follower.unsubscribed_at is not None:
+            return name
+        if name == "opted_out" and opt_out_tag in tags:
+            return name
+        if name == "handed_over" and moved is not None and moved >= started:
+            return name
+    return None
+
+
+def handovers(session: Session, follower_ids: list[int]) -> dict[int, datetime]:
+    """Each follower's latest move to another rep (scrm.handover), for a batch of runs in one query."""
+    if not follower_ids:
+        return {}
+    query = (
+        select(Transfer.follower_id, func.max(Transfer.created_at))
+        .where(Transfer.follower_id.in_(follower_ids))
+        .group_by(Transfer.follower_id)
+    )
+    return {fid: at for fid, at in session.execute(query)}
+
+
+def next_local(base: datetime, hhmm: str) -> datetime:
+    """The first `hhmm` Asia/Shanghai strictly after `base` (naive UTC in, naive UTC out)."""
+    local = base.replace(tzinfo=UTC).astimezone(ZONE)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    candidate = datetime.combine(local.date(), time(hour, minute), tzinfo=ZONE)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), time(hour, minute), tzinfo=ZONE)
+    return candidate.astimezone(UTC).replace(tzinfo=None)
+
+
+def at_local(day_of: datetime, hhmm: str | None) -> datetime:
+    """`day_of` (naive UTC) moved to `hhmm` Asia/Shanghai on its local day (unchanged without a time)."""
+    if hhmm is None:
+        return day_of
+    local = day_of.replace(tzinfo=UTC).astimezone(ZONE)
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    moved = datetime.combine(local.date(), time(hour, minute), tzinfo=ZONE)
+    return moved.astimezone(UTC).replace(tzinfo=None)
+
+
+def wait_until(wait: Wait, base: datetime, event_start: datetime | None) -> datetime | None:
+    """When a duration or `until` wait entered at `base` ends; None for an `until` relative to an event the run does
+    not know (the caller exits the run)."""
+    if wait.for_ is not None:
+        return base + timedelta(seconds=wait.for_)
+    if isinstance(wait.until, str):
+        return next_local(base, wait.until)
+    if wait.until is not None:
+        if event_start is None:
+            return None
+        return at_local(event_start + timedelta(seconds=wait.until.event_start), wait.until.at)
+    return None
