@@ -192,8 +192,14 @@ SMALL = {"reps": ("id", "userid", "name", "created_at"), "tags": ("id", "name", 
 # --- loading ------------------------------------------------------------------------------------------------------
 
 
-def load_sqlite(path: Path, n_followers: int, n_interactions: int, seed: int, tables: dict | None = None,
-                source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None) -> None:
+def load_sqlite(
+    path: Path,
+    n_followers: int,
+    n_interactions: int,
+    seed: int,
+    tables: dict | None = None,
+    source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None,
+) -> None:
     """Generate and bulk-load; `tables` (columns per table) and `source` (the batches) default to this bench's."""
     tables, source = tables or TABLES, source or batches
     upgrade(f"sqlite:///{path}")
@@ -217,8 +223,14 @@ def load_sqlite(path: Path, n_followers: int, n_interactions: int, seed: int, ta
     conn.close()
 
 
-def load_postgres(url: str, n_followers: int, n_interactions: int, seed: int, tables: dict | None = None,
-                  source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None) -> None:
+def load_postgres(
+    url: str,
+    n_followers: int,
+    n_interactions: int,
+    seed: int,
+    tables: dict | None = None,
+    source: Callable[[int, int, int], Iterator[tuple[str, list[tuple]]]] | None = None,
+) -> None:
     import psycopg
 
     tables, source = tables or TABLES, source or batches

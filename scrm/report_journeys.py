@@ -1,58 +1,80 @@
-"""The journeys report: per journey and step, how many runs entered, are waiting there, went past it, reached
-the goal, exited; for runs started in the window (a rep: runs of its own leads).
+"""The journeys report: per journey, version and step, how many runs entered the step, are waiting at it, went
+each way, reached the goal or exited there; for runs started in the window (a rep: runs of its own leads).
 
-Read from `journey_runs` (`step` is the index of the next step to execute, so a running run waits at `step - 1`
-and has gone past every step before it), one grouped statement.
+The numbers are the journeys' own (scrm.journey_stats, `GET /api/v1/journeys/<name>`): a step's row is written
+when the step completes, so `entered` = its ways + the runs waiting there. Here the same two grouped statements
+are filtered by the window and the scope, then laid out by journey_stats' step walker.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from scrm.journeys import EXITED, FINISHED, RUNNING, JourneyRun
+from scrm import journey_defs, journey_stats
+from scrm.journey_models import CONVERTED, EXITED, FINISHED, STATES, JourneyRun, JourneyStep
 from scrm.models import Follower
 from scrm.report_sql import Window, ratio, within
 
-_R = JourneyRun.__table__.c
+_R, _S = JourneyRun.__table__.c, JourneyStep.__table__.c
 
 
-def _counts(session: Session, win: Window, rep: int | None) -> list[tuple[str, int, str, int]]:
-    query = select(_R.journey, _R.step, _R.state, func.count()).where(within(_R.started_at, win))
+def _scoped(query: Any, win: Window, rep: int | None) -> Any:
+    query = query.where(within(_R.started_at, win))
     if rep is not None:
         query = query.join(Follower, Follower.id == _R.follower_id).where(Follower.owner_id == rep)
-    return list(session.execute(query.group_by(_R.journey, _R.step, _R.state)))
+    return query
 
 
-def _steps(runs: list[tuple[int, str, int]]) -> list[dict[str, Any]]:
-    """Per step index: entered (reached it), waiting (running, stopped there), done (went past it), exited there."""
-    last = max((step for step, _, _ in runs), default=0)
-    out = []
-    for i in range(max(last, 1)):
-        entered = sum(n for step, _, n in runs if step > i)
-        waiting = sum(n for step, state, n in runs if state == RUNNING and step - 1 == i)
-        exited = sum(n for step, state, n in runs if state == EXITED and step - 1 == i)
-        done = sum(n for step, _, n in runs if step > i + 1) + sum(
-            n for step, state, n in runs if state == FINISHED and step - 1 == i
-        )
-        out.append({"step": i, "entered": entered, "waiting": waiting, "done": done, "exited": exited})
+def _runs(session: Session, win: Window, rep: int | None) -> dict[str, list[Any]]:
+    query = select(_R.journey, _R.version, _R.state, _R.position, func.count())
+    query = _scoped(query.select_from(JourneyRun), win, rep).group_by(_R.journey, _R.version, _R.state, _R.position)
+    out: dict[str, list[Any]] = defaultdict(list)
+    for name, *rest in session.execute(query):
+        out[name].append(tuple(rest))
     return out
 
 
+def _done(session: Session, win: Window, rep: int | None) -> dict[str, dict]:
+    joined = JourneyStep.__table__.join(JourneyRun.__table__, _S.run_id == _R.id)
+    query = select(_R.journey, _R.version, _S.path, _S.outcome, func.count()).select_from(joined)
+    query = _scoped(query, win, rep).group_by(_R.journey, _R.version, _S.path, _S.outcome)
+    out: dict[str, dict] = defaultdict(lambda: defaultdict(dict))
+    for name, version, path, outcome, n in session.execute(query):
+        out[name][(version, path)][outcome] = n
+    return out
+
+
+def _version(session: Session, name: str, v: int | None, done: dict, runs: list[Any]) -> dict[str, Any]:
+    counts = {s: 0 for s in STATES}
+    for rv, state, _, n in runs:
+        if rv == v:
+            counts[state] = counts.get(state, 0) + n
+    entered = sum(counts.values())
+    journey = journey_defs.definition(session, name, v) if v is not None else None
+    steps = [
+        {"step": s["path"], "label": f"{s['path']} {s['kind']}", "entered": s["entered"], "waiting": s["waiting"],
+         "done": sum(s["ways"].values()), "ways": s["ways"], "converted": s["converted_here"],
+         "exited": s["exited_here"]}
+        for s in journey_stats._step_rows(journey, v, done, runs)
+    ]  # fmt: skip
+    return {"journey": name, "version": v, "entered": entered, "finished": counts[FINISHED],
+            "converted": counts[CONVERTED], "exited": counts[EXITED], "runs": counts,
+            "completion": ratio(counts[FINISHED] + counts[CONVERTED], entered),
+            "conversion": ratio(counts[CONVERTED], entered), "steps": steps}  # fmt: skip
+
+
 def journeys(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
-    by_journey: dict[str, list[tuple[int, str, int]]] = {}
-    for name, step, state, n in _counts(session, win, rep):
-        by_journey.setdefault(name, []).append((step, state, n))
+    runs, done = _runs(session, win, rep), _done(session, win, rep)
     items, rows = [], []
-    for name in sorted(by_journey):
-        runs = by_journey[name]
-        started = sum(n for _, _, n in runs)
-        finished = sum(n for _, state, n in runs if state == FINISHED)
-        steps = _steps(runs)
-        items.append({"journey": name, "version": None, "entered": started, "finished": finished,
-                      "exited": sum(n for _, s, n in runs if s == EXITED), "converted": None,
-                      "completion": ratio(finished, started), "steps": steps})  # fmt: skip
-        rows += [{"journey": name, "version": "", "converted": "", **s} for s in steps]
+    for name in sorted(set(runs) | set(done)):
+        found = {r[0] for r in runs[name]} | {v for v, _ in done[name]}
+        for v in sorted(found, key=lambda v: (v is None, v or 0)):
+            item = _version(session, name, v, done[name], runs[name])
+            items.append(item)
+            rows += [{"journey": name, "version": v, **{k: s[k] for k in ("step", "entered", "waiting", "done",
+                      "converted", "exited")}} for s in item["steps"]]  # fmt: skip
     return {"report": "journeys", **win.describe(), "journeys": items, "rows": rows}

@@ -42,10 +42,11 @@ def _cohort(win: Window, rep: int | None) -> list[Any]:
     return where + ([_F.owner_id == rep] if rep is not None else [])
 
 
-def _per_follower(order: list[str], where: list[Any]) -> Any:
+def _per_follower(order: list[str], where: list[Any], win: Window) -> Any:
     """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
-    entered each stage (t0 = its creation), in one pass over its `stage_changed` entries."""
-    moved = and_(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED)
+    entered each stage (t0 = its creation), in one pass over its `stage_changed` entries (all at or after its
+    creation, so at or after the window's start: the time bound lets the index skip older history)."""
+    moved = and_(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED, _A.at >= win.start)
     firsts = [func.min(case((_to() == name, _A.at))).label(f"t{i}") for i, name in enumerate(order) if i]
     return (
         select(_index(_F.stage, order).label("now"), func.max(_index(_to(), order)).label("ever"),
@@ -64,9 +65,9 @@ def _gap(session: Session, per: Any, i: int) -> Any:
     return case((later >= earlier, seconds_between(session, earlier, later)))
 
 
-def _funnel_numbers(session: Session, order: list[str], where: list[Any]) -> tuple[list[int], dict[int, float]]:
+def _funnel_numbers(session: Session, order: list[str], win: Window, rep: int | None) -> tuple[list[int], dict]:
     """(followers that reached each stage, {stage index: median seconds from the previous one})."""
-    per = _per_follower(order, where)
+    per = _per_follower(order, _cohort(win, rep), win)
     top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
     reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
     reached[0] = func.count()
@@ -85,8 +86,7 @@ def _funnel_numbers(session: Session, order: list[str], where: list[Any]) -> tup
 
 def funnel(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
     order = rep_view.stage_names(session)
-    where = _cohort(win, rep)
-    reached, times = _funnel_numbers(session, order, where)
+    reached, times = _funnel_numbers(session, order, win, rep)
     rows = []
     for i, stage in enumerate(order):
         rows.append({

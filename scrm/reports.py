@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from scrm import report_journeys, report_people
 from scrm.delivery_models import Delivery
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.report_sql import Window, bucket, day_text, ratio, within
@@ -167,14 +168,18 @@ NAMES = tuple(COLUMNS)
 
 
 def registry() -> dict[str, Report]:
-    from scrm import report_journeys, report_people
-
     return {"sources": sources, "funnel": report_people.funnel, "deliveries": deliveries, "tags": tags,
             "reps": report_people.reps, "journeys": report_journeys.journeys}  # fmt: skip
 
 
+WORK_MEM = "64MB"  # PostgreSQL, per sort or hash of a report's statements: the default 4MB spilled them to disk
+
+
 def run(session: Session, name: str, win: Window, rep: int | None = None, **options: Any) -> dict[str, Any]:
-    """The named report (KeyError for an unknown name: callers check `NAMES` first)."""
+    """The named report (KeyError for an unknown name: callers check `NAMES` first). On PostgreSQL its
+    transaction gets `work_mem` enough for the window's grouping to stay in memory (SET LOCAL: this one only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     return registry()[name](session, win, rep=rep, **options)
 
 

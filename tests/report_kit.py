@@ -13,7 +13,7 @@ from itertools import count
 from typing import Any
 
 from scrm.delivery_models import Delivery
-from scrm.journeys import EXITED, FINISHED, RUNNING, JourneyRun
+from scrm.journey_models import EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Rep, Tag
 from welead.auth import issue
 
@@ -125,14 +125,18 @@ def _tags(s: Any, ids: dict[str, int]) -> None:
 
 
 def _journeys(s: Any, ids: dict[str, int]) -> None:
-    """Four runs of `nurture` started in the window (one before): waiting at step 0; waiting at step 1; exited
-    at step 1; finished after step 2. Step 0: 4 entered, 1 waiting, 3 done; step 1: 3 entered, 1 waiting, 1 done,
-    1 exited; step 2: 1 entered, 1 done."""
-    runs = [("f1", 1, RUNNING, local(2, 12)), ("f2", 2, RUNNING, local(3, 4)), ("f3", 2, EXITED, local(4, 11)),
-            ("f4", 3, FINISHED, local(5, 13)), ("old", 1, RUNNING, local(25, 9, month=10))]  # fmt: skip
-    for openid, step, state, at in runs:
-        s.add(JourneyRun(follower_id=ids[openid], journey="nurture", key=f"nurture:{openid}", step=step, state=state,
-                         started_at=at, updated_at=at))  # fmt: skip
+    """`nurture` v1, four runs started in the window (one before): f1 waits at step 1, f2 at step 2, f3 exited at
+    1, f4 finished. Steps done: 0 by all four; 1 by f2 and f4; 2 by f4. So step 0: 4 entered; step 1: 2 done + 1
+    waiting = 3 entered, 1 exited there; step 2: 1 done + 1 waiting = 2 entered."""
+    runs = [("f1", RUNNING, "1", ["0"]), ("f2", RUNNING, "2", ["0", "1"]), ("f3", EXITED, "1", ["0"]),
+            ("f4", FINISHED, None, ["0", "1", "2"]), ("old", RUNNING, "1", ["0"])]  # fmt: skip
+    for openid, state, position, done in runs:
+        at = local(25, 9, month=10) if openid == "old" else local(5, 14)
+        run = JourneyRun(follower_id=ids[openid], journey="nurture", key=f"nurture:{openid}", step=len(done),
+                         state=state, started_at=at, updated_at=at, version=1, position=position)  # fmt: skip
+        s.add(run)
+        s.flush()
+        s.add_all([JourneyStep(run_id=run.id, path=p, outcome="done", at=at) for p in done])
 
 
 def build(app: Any) -> Data:

@@ -119,3 +119,16 @@ def test_a_bad_window_is_a_400_page(client, data):
     assert page.status_code == 400 and "is after to" in page.get_data(as_text=True)
     assert client.get("/dashboard/sources?bucket=year").status_code == 400
     assert client.get("/dashboard/nothing").status_code == 404
+
+
+def test_labels_are_escaped_in_charts_and_tables(app, client, data):
+    from scrm.models import FollowerTag, Tag
+
+    with app.extensions["welead"].db.transaction() as s:
+        tag = Tag(name='<img src=x onerror="1">')
+        s.add(tag)
+        s.flush()
+        s.add(FollowerTag(follower_id=data.ids["f1"], tag_id=tag.id))
+    sign_in(client, "test-admin-token")
+    html = client.get("/dashboard/tags").get_data(as_text=True)
+    assert "<img" not in html and "&lt;img src=x onerror=&#34;1&#34;&gt;" in html

@@ -126,13 +126,13 @@ def test_every_page_draws_what_the_api_answers(desk, site, client, artifacts):
     page.goto(f"{base}/dashboard/journeys?{QUERY}")
     journeys = api(client, data, "/api/v1/reports/journeys")
     for journey in journeys["journeys"]:
-        chart = f"journey-{journey['journey']}"
-        assert bars(page, chart) == [(f"step {s['step']}", s["entered"], str(s["entered"])) for s in journey["steps"]]
-        section = page.locator(f'section[data-journey="{journey["journey"]}"]')
+        chart = f"journey-{journey['journey']}-v{journey['version']}"
+        assert bars(page, chart) == [(s["label"], s["entered"], str(s["entered"])) for s in journey["steps"]]
+        section = page.locator(f'section[data-journey="{journey["journey"]}"][data-version="{journey["version"]}"]')
         for step in journey["steps"]:
             row = section.locator(f'tr[data-step="{step["step"]}"]')
-            assert [row.locator(f"td.{k}").inner_text() for k in ("entered", "waiting", "done", "exited")] == [
-                str(step[k]) for k in ("entered", "waiting", "done", "exited")]  # fmt: skip
+            keys = ("entered", "waiting", "done", "exited", "converted")
+            assert [row.locator(f"td.{k}").inner_text() for k in keys] == [str(step[k]) for k in keys]
     shoot(page, artifacts, "journeys")
 
     page.goto(f"{base}/dashboard/reps?{QUERY}")

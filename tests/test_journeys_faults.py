@@ -87,7 +87,7 @@ def test_a_sigkilled_runner_leaves_whole_batches_and_a_restart_finishes(app, dat
             assert done % BATCH == 0, "a batch was committed in part"
             assert kit.step_notes(app) == done  # effects and rows together, nothing else
         runners.start()
-        wait_until(lambda: finished(app) == n, 90, "the runs did not finish", 0.05)
+        wait_until(lambda: finished(app) == n, 240, "the runs did not finish", 0.05)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- runner logs ---\n{runners.logs()}") from None
     finally:
@@ -102,7 +102,7 @@ def test_two_runners_at_once_execute_each_step_once(app, database_url, redis_url
     try:
         runners.start()
         runners.start()
-        wait_until(lambda: finished(app) == n, 90, "the runs did not finish", 0.05)
+        wait_until(lambda: finished(app) == n, 240, "the runs did not finish", 0.05)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- runner logs ---\n{runners.logs()}") from None
     finally:

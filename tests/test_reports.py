@@ -81,13 +81,14 @@ def test_top_tags(client, data):
     assert get(client, data, "tags", limit=1)["rows"] == [{"tag": "vip", "followers": 3, "added": 2}]
 
 
-def test_journeys_per_step(client, data):
+def test_journeys_per_version_and_step(client, data):
     r = get(client, data, "journeys")
     (nurture,) = r["journeys"]
-    assert (nurture["journey"], nurture["entered"], nurture["finished"], nurture["exited"]) == ("nurture", 4, 1, 1)
+    assert (nurture["journey"], nurture["version"], nurture["entered"]) == ("nurture", 1, 4)
+    assert (nurture["finished"], nurture["exited"], nurture["runs"]["running"]) == (1, 1, 2)
     steps = [(s["step"], s["entered"], s["waiting"], s["done"], s["exited"]) for s in nurture["steps"]]
-    assert steps == [(0, 4, 1, 3, 0), (1, 3, 1, 1, 1), (2, 1, 0, 1, 0)]
-    assert [s["entered"] for s in get(client, data, "journeys", "li")["journeys"][0]["steps"]] == [2, 1]
+    assert steps == [("0", 4, 0, 4, 0), ("1", 3, 1, 2, 1), ("2", 2, 1, 1, 0)]
+    assert [s["entered"] for s in get(client, data, "journeys", "li")["journeys"][0]["steps"]] == [2, 2]
 
 
 def test_a_rep_counts_only_its_own_leads(client, data):

@@ -47,10 +47,14 @@ def deliveries(fetch: Fetch) -> str:
 def journeys(fetch: Fetch) -> str:
     data, win = fetch("journeys")
     charts = {
-        j["journey"]: svg.hbars([(f"step {s['step']}", s["entered"]) for s in j["steps"]], f"journey-{j['journey']}")
+        (j["journey"], j["version"]): svg.hbars([(s["label"], s["entered"]) for s in j["steps"]], chart_id(j))
         for j in data["journeys"]
     }
     return render_template("dashboard/journeys.html", data=data, win=win, charts=charts, pct=_pct)
+
+
+def chart_id(journey: dict[str, Any]) -> str:
+    return f"journey-{journey['journey']}-v{journey['version']}"
 
 
 def reps(fetch: Fetch) -> str:

@@ -1,6 +1,6 @@
 """`/`: a small page that says where things are, so a browser pointed at the server does not land on a JSON 404.
 
-There is no dashboard yet: the page links the API docs, health, metrics and (without WeChat credentials) the sandbox.
+The page links the dashboard, the API docs, health, metrics and (without WeChat credentials) the sandbox.
 It names no secret, so it needs no token. A client that asks for JSON gets the same links as JSON.
 """
 
@@ -18,6 +18,7 @@ bp = Blueprint("landing", __name__)
 def links(sandbox: bool) -> list[tuple[str, str, str]]:
     """(label, path, what it is) of every page worth knowing, the sandbox's only when it is mounted."""
     rows = [
+        ("Dashboard", "/dashboard", "the reports drawn (sign in with an API token)"),
         ("API docs", "/api/v1/docs", "the admin API, browsable (Swagger UI, served locally)"),
         ("OpenAPI", "/api/v1/openapi.json", "the API description, for tools"),
         ("Health", "/healthz", "database, Redis, the applier's backlog"),
