@@ -106,6 +106,12 @@ def test_a_head_request_counts_nothing(app, client, auth_headers):
     assert clicks_recorded(app) == 0 and anonymous_clicks(app, link["code"]) == 0
 
 
+def test_a_target_with_chinese_text_is_sent_percent_encoded(client, auth_headers):
+    link = register(client, auth_headers, url="https://shop.example.com/活动?城市=上海")
+    r = client.get(f"/l/{link['code']}")
+    assert r.headers["Location"] == "https://shop.example.com/%E6%B4%BB%E5%8A%A8?%E5%9F%8E%E5%B8%82=%E4%B8%8A%E6%B5%B7"
+
+
 def test_unknown_code_is_an_html_404(client):
     for code in ("nope123", "x" * 40, "bad$code"):
         r = client.get(f"/l/{code}")
