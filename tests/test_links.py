@@ -32,6 +32,9 @@ rules:
     when: {link_clicked: {campaign: spring, link: "spring*"}}
     do:
       - tag: clicked-spring
+      - score: 3
+        cap: once
+      - stage: mql
   - name: clicked other
     when: {link_clicked: {url: "https://elsewhere.example.com/*"}}
     do:
@@ -74,7 +77,8 @@ def test_broadcast_clicks_reach_timelines_rules_and_click_through(app, client, l
         assert kinds.count("link_click") == (3 if openid == vip[0] else 1)
         follower = client.get(f"/api/v1/followers/{openid}", headers=auth_headers).json
         assert {"clicked-spring", "link-clicker"} <= set(follower["tags"]) and "wrong-rule" not in follower["tags"]
-        assert follower["score"] == 5  # the link's points once per follower, however often they clicked
+        assert follower["score"] == 8  # the link's points once per follower however often they clicked, the rule's 3
+        assert follower["stage"] == "mql"
     status = client.get(f"/api/v1/broadcasts/{started.json['id']}", headers=auth_headers).json
     assert status["clicks"] == {"delivered": 3, "clickers": 3, "clicks": 5, "click_through": 1.0}
     listed = client.get("/api/v1/links", headers=auth_headers).json["items"]
