@@ -30,7 +30,7 @@ from scrm.playbook import store
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_BODY, MAX_FIELDS, MAX_VALUE = 5_000, 8, 500  # a phone page; the largest valid page fits the 64 KiB body cap
-SHARED = "shared_visit"
+SHARED, VIEWED = "shared_visit", "page_view"
 
 
 def _text(value: Any, name: str, limit: int, required: bool = False) -> str:
@@ -111,29 +111,38 @@ def read_share(signer: LinkSigner, token: str | None) -> tuple[str, str | None] 
     return data["k"], openid if isinstance(openid, str) and openid else None
 
 
-def visit(db: Database, page: Page, key: str, openid: str | None, sharer: tuple[str, str | None] | None) -> None:
-    """Record one open; through someone else's share, credit them (a shared_visit on a known sharer's timeline)."""
+def visit(db: Database, page: Page, key: str, openid: str | None, sharer: tuple[str, str | None] | None,
+          carrier: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Record one open: the visit row; for a follower, a `page_view` on their timeline (with what carried the URL);
+    through someone else's share, a `shared_visit` crediting a known sharer. One short write transaction."""
     if sharer is not None and sharer[0] == key:
         sharer = None  # opening one's own copy is no share
     now = utcnow()
     row = {"page_id": page.id, "visitor": key, "openid": openid, "sharer": sharer[0] if sharer else None,
            "sharer_openid": sharer[1] if sharer else None, "at": now}  # fmt: skip
-    with db.lazy_reader() as conn:
-        found = store.current(conn) if sharer and sharer[1] else None  # type: ignore[arg-type]
+    credits = []
+    if openid:
+        shared_by = {"sharer": sharer[1]} if sharer and sharer[1] else {}
+        credits.append((VIEWED, openid, {"page": page.slug, "carrier": carrier or {}, **shared_by}))
+    if sharer and sharer[1]:
+        credits.append((SHARED, sharer[1], {"page": page.slug, "visitor": openid, "visitor_key": key}))
+    version = None
+    if credits:
+        with db.lazy_reader() as conn:
+            found = store.current(conn)  # type: ignore[arg-type]  # cached: one read a second at most
+            version = found[0] if found else None
     with db.write() as conn:
         conn.execute(PageVisit.__table__.insert(), row)
-        if sharer and sharer[1]:
-            credit = _shared_row(page, sharer[1], openid, key, now, found[0] if found else None)
-            conn.execute(insert_ignore(conn, Interaction, ["dedup_key"]), credit)
+        for kind, who, payload in credits:
+            conn.execute(insert_ignore(conn, Interaction, ["dedup_key"]), _row(kind, who, page, payload, now, version))
 
 
-def _shared_row(page: Page, sharer: str, openid: str | None, key: str, now: Any, version: int | None) -> dict:
-    nonce = f"{SHARED}:{page.id}:{sharer}:{key}:{now.isoformat()}:{secrets.token_hex(4)}"
+def _row(kind: str, openid: str, page: Page, payload: dict[str, Any], now: Any, version: int | None) -> dict:
+    nonce = f"{kind}:{page.id}:{openid}:{now.isoformat()}:{secrets.token_hex(6)}"
     return {
-        "dedup_key": hashlib.sha1(nonce.encode()).hexdigest(), "channel": "oa", "kind": SHARED, "follower_id": None,
-        "openid": sharer, "event_key": page.slug, "msg_id": None, "content": None,
-        "payload": {"page": page.slug, "visitor": openid, "visitor_key": key}, "at": now, "received_at": now,
-        "scene": None, "decision": None, "playbook_version": version, "shard": shard(sharer),
+        "dedup_key": hashlib.sha1(nonce.encode()).hexdigest(), "channel": "oa", "kind": kind, "follower_id": None,
+        "openid": openid, "event_key": page.slug, "msg_id": None, "content": None, "payload": payload, "at": now,
+        "received_at": now, "scene": None, "decision": None, "playbook_version": version, "shard": shard(openid),
     }  # fmt: skip
 
 

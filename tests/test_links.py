@@ -32,6 +32,9 @@ rules:
     when: {link_clicked: {campaign: spring, link: "spring*"}}
     do:
       - tag: clicked-spring
+      - score: 3
+        cap: once
+      - stage: mql
   - name: clicked other
     when: {link_clicked: {url: "https://elsewhere.example.com/*"}}
     do:
@@ -74,7 +77,8 @@ def test_broadcast_clicks_reach_timelines_rules_and_click_through(app, client, l
         assert kinds.count("link_click") == (3 if openid == vip[0] else 1)
         follower = client.get(f"/api/v1/followers/{openid}", headers=auth_headers).json
         assert {"clicked-spring", "link-clicker"} <= set(follower["tags"]) and "wrong-rule" not in follower["tags"]
-        assert follower["score"] == 5  # the link's points once per follower, however often they clicked
+        assert follower["score"] == 8  # the link's points once per follower however often they clicked, the rule's 3
+        assert follower["stage"] == "mql"
     status = client.get(f"/api/v1/broadcasts/{started.json['id']}", headers=auth_headers).json
     assert status["clicks"] == {"delivered": 3, "clickers": 3, "clicks": 5, "click_through": 1.0}
     listed = client.get("/api/v1/links", headers=auth_headers).json["items"]
@@ -104,6 +108,12 @@ def test_a_head_request_counts_nothing(app, client, auth_headers):
     r = client.head(f"/l/{link['code']}", query_string={"wl": token(app, "a-1")})
     assert r.status_code == 302 and r.headers["Location"] == link["url"] and r.headers["Cache-Control"] == "no-store"
     assert clicks_recorded(app) == 0 and anonymous_clicks(app, link["code"]) == 0
+
+
+def test_a_target_with_chinese_text_is_sent_percent_encoded(client, auth_headers):
+    link = register(client, auth_headers, url="https://shop.example.com/活动?城市=上海")
+    r = client.get(f"/l/{link['code']}")
+    assert r.headers["Location"] == "https://shop.example.com/%E6%B4%BB%E5%8A%A8?%E5%9F%8E%E5%B8%82=%E4%B8%8A%E6%B5%B7"
 
 
 def test_unknown_code_is_an_html_404(client):

@@ -62,8 +62,10 @@ def test_a_share_chain_credits_each_sharer(app, client, live, auth_headers):
     assert by_openid["b-000000"]["left_details"] == 1
     assert shares["totals"] == {"visits": 4, "visitors": 3, "shared_visits": 2, "leads": 1}
     apply_all(app)
-    assert _timeline(client, auth_headers, "a-000000").count("shared_visit") == 1
-    assert _timeline(client, auth_headers, "b-000000").count("shared_visit") == 1
+    alice_sees = _timeline(client, auth_headers, "a-000000")
+    assert alice_sees.count("shared_visit") == 1 and alice_sees.count("page_view") == 2  # her own two opens
+    bob_sees = _timeline(client, auth_headers, "b-000000")
+    assert bob_sees.count("shared_visit") == 1 and bob_sees.count("page_view") == 1
 
 
 def test_a_forged_share_token_credits_nobody(app, client, auth_headers):

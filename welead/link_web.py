@@ -19,6 +19,7 @@ from contextlib import suppress
 
 from flask import Blueprint, Response, redirect, render_template, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.urls import iri_to_uri
 
 from foundation.config import ROOT
 from foundation.services import services
@@ -62,13 +63,13 @@ def follow(code: str) -> Response:
     if target is None:
         return not_found()
     if request.method == "HEAD":  # a link checker or previewer, not a click
-        return redirect(target.url, 302, Response=_NoStore)
+        return _to(target.url)
     visitor = visitors.identify(request)
     if visitors.wants_oauth(request, visitor):
         return visitors.start_oauth(visitors.here())
     with suppress(DBAPIError):  # the visitor gets where they were going even when the click cannot be recorded
         _record(target, visitor)
-    return redirect(target.url, 302, Response=_NoStore)
+    return _to(target.url)
 
 
 def _record(target: Target, visitor: visitors.Visitor) -> None:
@@ -81,12 +82,9 @@ def _record(target: Target, visitor: visitors.Visitor) -> None:
     link_accept.click(db, target, visitor.openid, visitor.carrier)  # no applier hint: its 100 ms poll finds it
 
 
-class _NoStore(Response):
-    """A redirect no cache keeps (each click must reach WeLead to be counted)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.headers.update(HEADERS)
+def _to(url: str) -> Response:
+    """The 302 to a registered target, which no cache may keep (each click must reach WeLead to be counted)."""
+    return Response(status=302, headers={"Location": iri_to_uri(url), **HEADERS})  # a Chinese path, percent-encoded
 
 
 @bp.get(visitors.OAUTH_PATH)

@@ -57,8 +57,8 @@ def show(slug: str) -> Response:
     key = pages.visitor_key(openid or visitor.openid, request.cookies.get(VISITOR_COOKIE))
     sharer = pages.read_share(signer, request.args.get("s"))
     with suppress(DBAPIError):  # the page shows even when the visit cannot be recorded
-        pages.visit(services().db, page, key, openid, sharer)
-        if sharer and sharer[1]:
+        pages.visit(services().db, page, key, openid, sharer, visitor.carrier)
+        if openid or (sharer and sharer[1]):
             with suppress(redis.RedisError, OSError):
                 wake(services().redis)
     return _render(page, key, pages.share_token(signer, key, openid), sent=False)
