@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from foundation.config import Settings
+from tests.browser_kit import browser, phone  # noqa: F401  (one session browser per worker, whichever module asks)
 from tests.helpers import recreate_pg_database, serve
 from welead.app import create_app
 from welead.embedded import EmbeddedRedis

@@ -13,11 +13,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests import browser_kit
 from tests.helpers import serve
 from tests.report_kit import WINDOW, build
 
-browser = browser_kit.browser  # the fixture
 DESKTOP = {"width": 1280, "height": 900}
 QUERY = urlencode(WINDOW)
 

@@ -11,11 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import browser_kit
 from tests.browser_kit import Leads, seed
 from tests.helpers import serve
-
-browser, phone = browser_kit.browser, browser_kit.phone  # the fixtures
 
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
 
