@@ -6,6 +6,9 @@ callback hits the unique dedup key and gets back what the first delivery decided
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,7 @@ from scrm import booth_replies, chatbot, event_turns
 from scrm.chatbot_llm import Policy
 from scrm.ingest import Event
 from scrm.models import Interaction
+from scrm.playbook import store
 from scrm.playbook.decide import decide
 
 SHARDS = 64  # followers are hashed into this many partitions; appliers lock whole partitions
@@ -56,7 +60,7 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None, llm: Pol
             stored = bot.decision
         row = _row(event, now, stored, decision.version)
     with db.write() as conn:
-        new = conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
+        new = insert(conn, row)
     if new is None:  # a retry: answer what the first delivery was answered
         with db.reader.connect() as conn:
             return Accepted(None, conn.execute(_STORED, {"key": event.dedup_key}).scalar())
@@ -68,8 +72,31 @@ def accept(db: Database, event: Event, fast: redis.Redis | None = None, llm: Pol
 def record(db: Database, event: Event, decision: dict[str, Any] | None) -> int | None:
     """The one insert of an interaction decided outside a callback (an H5 form sent); None: recorded before."""
     with db.write() as conn:
-        row = _row(event, utcnow(), decision, None)
-        return conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
+        return insert(conn, _row(event, utcnow(), decision, None))
+
+
+def insert(conn: Any, row: dict[str, Any]) -> int | None:
+    """The interaction's one insert; its id, or None when its dedup key was recorded before (a retry)."""
+    return conn.execute(insert_ignore(conn, Interaction, ["dedup_key"], "id"), row).scalar()
+
+
+def playbook_version(db: Database) -> int | None:
+    """The active playbook's version, for an interaction recorded outside a callback (cached: one read a second)."""
+    with db.lazy_reader() as conn:
+        found = store.current(conn)  # type: ignore[arg-type]
+    return found[0] if found else None
+
+
+def page_row(kind: str, openid: str, event_key: str, payload: dict[str, Any], now: Any,
+             version: int | None) -> dict[str, Any]:  # fmt: skip
+    """An interaction one of WeLead's own pages saw (a click, a page view): WeChat gave it no dedup key, and every
+    one is its own row, so the key is a fresh unique one."""
+    nonce = f"{kind}:{event_key}:{openid}:{time.time_ns()}:{secrets.token_hex(6)}"
+    return {
+        "dedup_key": hashlib.sha1(nonce.encode()).hexdigest(), "channel": "oa", "kind": kind, "follower_id": None,
+        "openid": openid, "event_key": event_key, "msg_id": None, "content": None, "payload": payload, "at": now,
+        "received_at": now, "scene": None, "decision": None, "playbook_version": version, "shard": shard(openid),
+    }  # fmt: skip
 
 
 def _row(event: Event, now: Any, decision: dict[str, Any] | None, version: int | None) -> dict[str, Any]:

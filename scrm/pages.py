@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.db import Database
-from foundation.sql import insert_ignore
-from scrm.accept import shard
+from scrm.accept import insert, page_row, playbook_version
 from scrm.link_models import Page, PageLead, PageVisit
 from scrm.link_sign import LinkSigner
 from scrm.links import LinkInvalid, check_url
-from scrm.models import Follower, Interaction
-from scrm.playbook import store
+from scrm.models import Follower
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -126,24 +124,11 @@ def visit(db: Database, page: Page, key: str, openid: str | None, sharer: tuple[
         credits.append((VIEWED, openid, {"page": page.slug, "carrier": carrier or {}, **shared_by}))
     if sharer and sharer[1]:
         credits.append((SHARED, sharer[1], {"page": page.slug, "visitor": openid, "visitor_key": key}))
-    version = None
-    if credits:
-        with db.lazy_reader() as conn:
-            found = store.current(conn)  # type: ignore[arg-type]  # cached: one read a second at most
-            version = found[0] if found else None
+    version = playbook_version(db) if credits else None
     with db.write() as conn:
         conn.execute(PageVisit.__table__.insert(), row)
         for kind, who, payload in credits:
-            conn.execute(insert_ignore(conn, Interaction, ["dedup_key"]), _row(kind, who, page, payload, now, version))
-
-
-def _row(kind: str, openid: str, page: Page, payload: dict[str, Any], now: Any, version: int | None) -> dict:
-    nonce = f"{kind}:{page.id}:{openid}:{now.isoformat()}:{secrets.token_hex(6)}"
-    return {
-        "dedup_key": hashlib.sha1(nonce.encode()).hexdigest(), "channel": "oa", "kind": kind, "follower_id": None,
-        "openid": openid, "event_key": page.slug, "msg_id": None, "content": None, "payload": payload, "at": now,
-        "received_at": now, "scene": None, "decision": None, "playbook_version": version, "shard": shard(openid),
-    }  # fmt: skip
+            insert(conn, page_row(kind, who, page.slug, payload, now, version))
 
 
 def leave_details(session: Session, page: Page, key: str, openid: str | None, form: dict[str, str]) -> bool:
