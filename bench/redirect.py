@@ -62,21 +62,7 @@ end
 function response(status, headers, body)
   if status == 302 then found = found + 1 else other = other + 1 end
 end
-if rate > 0 then
-  local ffi = require("ffi")
-  ffi.cdef[[ typedef struct { long tv_sec; long tv_nsec; } wlr_timespec;
-             int clock_gettime(int clk_id, wlr_timespec *tp); ]]
-  local ts, interval, due = ffi.new("wlr_timespec"), 1000.0 * nthreads / rate, nil
-  function delay()
-    ffi.C.clock_gettime(1, ts)
-    local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
-    if due == nil or now - due > 1000 then due = now end
-    local wait = due - now
-    due = due + interval
-    if wait < 0 then return 0 end
-    return math.floor(wait)
-  end
-end
+%(pacing)s
 function done(summary, latency, requests)
   local t = {found = 0, other = 0, wraps = 0}
   for _, thread in ipairs(threads) do for k, _ in pairs(t) do t[k] = t[k] + thread:get(k) end end
@@ -102,7 +88,7 @@ def pool(path: Path, code: str, count: int) -> Path:
 
 def wrk(args: argparse.Namespace, port: int, lines: Path, seconds: float, rate: float, app: str, phase: str):
     script = lines.with_suffix(".lua")
-    script.write_text(LUA % {"pool": lines, "rate": rate, "threads": args.threads})
+    script.write_text(LUA % {"pool": lines, "rate": rate, "threads": args.threads, "pacing": cb.LUA_PACING})
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
