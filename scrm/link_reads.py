@@ -13,6 +13,9 @@ from scrm.delivery_models import DELIVERED, SENT, Delivery
 from scrm.link_models import LinkClick
 
 REACHED = (SENT, DELIVERED)  # WeChat took it (the delivery report may not have come back yet)
+_C = LinkClick.__table__.c
+CLICKED = LinkClick.__table__.join(Delivery.__table__, Delivery.__table__.c.id == _C.delivery_id)  # clicks → message
+CLICKED_ONCE, CLICKS = func.count(_C.delivery_id.distinct()), func.count()  # messages clicked (each once), clicks
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -37,12 +40,9 @@ def broadcast(session: Session, broadcast_id: int) -> dict[str, Any]:
 def deliveries(session: Session, key_prefix: str) -> dict[str, Any]:
     """The same for every delivery whose idempotency key starts with `key_prefix` (a rule's or journey's sends:
     `pb:rule:<name>:`): messages reached, messages clicked (once each), clicks."""
-    table, d = LinkClick.__table__, Delivery.__table__.c
-    c, joined = table.c, LinkClick.__table__.join(Delivery.__table__, Delivery.__table__.c.id == table.c.delivery_id)
+    d = Delivery.__table__.c
     mine = d.key.startswith(key_prefix, autoescape=True)
     delivered = session.scalar(select(func.count()).where(mine, d.state.in_(REACHED))) or 0
-    clicked, clicks = session.execute(
-        select(func.count(c.delivery_id.distinct()), func.count()).select_from(joined).where(mine)
-    ).one()  # fmt: skip
+    clicked, clicks = session.execute(select(CLICKED_ONCE, CLICKS).select_from(CLICKED).where(mine)).one()
     return {"delivered": int(delivered), "clicked": int(clicked), "clicks": int(clicks),
             "click_through": _ratio(int(clicked), int(delivered))}  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from scrm import report_journeys, report_people
+from scrm import link_reads, report_journeys, report_people
 from scrm.delivery_models import Delivery
 from scrm.models import Follower, FollowerTag, Interaction, Tag
 from scrm.report_sql import Window, bucket, day_text, ratio, within
@@ -127,9 +127,14 @@ def deliveries(session: Session, win: Window, rep: int | None = None, **_: Any) 
         entry = templates.setdefault(row["template"], {"template": row["template"], "total": 0, "states": {}})
         entry["total"] += row["count"]
         entry["states"][row["state"]] = row["count"]
+    clicked = select(_D.template, link_reads.CLICKED_ONCE, link_reads.CLICKS).select_from(link_reads.CLICKED)
+    clicked = _owned(clicked.where(within(_D.created_at, win)), _D.follower_id, rep).group_by(_D.template)
+    clicks = {t: (int(once), int(n)) for t, once, n in session.execute(clicked)}
     for entry in templates.values():
         reached = entry["states"].get("delivered", 0) + entry["states"].get("sent", 0)
         entry["delivered_rate"] = ratio(entry["states"].get("delivered", 0), reached)
+        entry["clicked"], entry["clicks"] = clicks.get(entry["template"], (0, 0))
+        entry["click_through"] = ratio(entry["clicked"], reached)  # messages clicked (once each) of those reached
     by_template = sorted(templates.values(), key=lambda e: (-e["total"], e["template"]))
     return {"report": "deliveries", **win.describe(), "total": sum(by_state.values()),
             "by_state": dict(sorted(by_state.items())), "by_template": by_template, "rows": rows}  # fmt: skip

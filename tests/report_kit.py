@@ -14,6 +14,7 @@ from typing import Any
 
 from scrm.delivery_models import Delivery
 from scrm.journey_models import EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
+from scrm.link_models import Link, LinkClick
 from scrm.models import Activity, Follower, FollowerTag, Interaction, Rep, Tag
 from welead.auth import issue
 
@@ -105,13 +106,31 @@ def _history(s: Any, ids: dict[str, int], li: int, wang: int) -> None:
 
 
 def _deliveries(s: Any, ids: dict[str, int]) -> None:
-    """welcome: delivered 2 (f1, f2), failed 1 (f3); pricing: queued 1 (f3); one welcome before the window."""
+    """welcome: delivered 2 (f1, f2), failed 1 (f3); pricing: queued 1 (f3); one welcome before the window.
+    f1's welcome was clicked (twice), so welcome's click-through is 1 of 2 reached."""
     rows = [("f1", "welcome", "delivered", local(2, 11)), ("f2", "welcome", "delivered", local(3, 2)),
             ("f3", "welcome", "failed", local(4, 10)), ("f3", "pricing", "queued", local(6, 9)),
             ("old", "welcome", "delivered", local(21, 9, month=10))]  # fmt: skip
-    for i, (openid, template, state, at) in enumerate(rows):
-        s.add(Delivery(key=f"k{i}", follower_id=ids[openid], openid=openid, channel="template", template=template,
-                       state=state, created_at=at))  # fmt: skip
+    sent = [Delivery(key=f"k{i}", follower_id=ids[openid], openid=openid, channel="template", template=template,
+                     state=state, created_at=at) for i, (openid, template, state, at) in enumerate(rows)]  # fmt: skip
+    s.add_all(sent)
+    s.flush()
+    _clicks(s, ids, sent[0], sent[0], sent[4])
+
+
+def _clicks(s: Any, ids: dict[str, int], *deliveries: Delivery) -> None:
+    """A tracked link clicked from these messages, a click each: f1's welcome twice (one message clicked, two
+    clicks), and the welcome before the window once (not counted)."""
+    link = Link(code="rk1", name="report-kit", url="https://example.com/")
+    s.add(link)
+    s.flush()
+    for i, d in enumerate(deliveries):
+        seen = Interaction(dedup_key=f"click{i}", channel="oa", kind="link_click", openid=d.openid, at=d.created_at,
+                           received_at=d.created_at, follower_id=ids[d.openid])  # fmt: skip
+        s.add(seen)
+        s.flush()
+        s.add(LinkClick(interaction_id=seen.id, link_id=link.id, follower_id=ids[d.openid], carrier="delivery",
+                        delivery_id=d.id, at=d.created_at))  # fmt: skip
 
 
 def _tags(s: Any, ids: dict[str, int]) -> None:

@@ -70,7 +70,8 @@ def test_deliveries_by_template_and_state(client, data):
     assert r["total"] == 4 and r["by_state"] == {"delivered": 2, "failed": 1, "queued": 1}
     welcome = r["by_template"][0]
     assert welcome == {"template": "welcome", "total": 3, "states": {"delivered": 2, "failed": 1},
-                       "delivered_rate": 1.0}  # fmt: skip
+                       "delivered_rate": 1.0, "clicked": 1, "clicks": 2, "click_through": 0.5}  # fmt: skip
+    assert r["by_template"][1]["clicked"] == 0 and r["by_template"][1]["click_through"] is None  # nothing reached
     assert {(x["template"], x["state"], x["count"]) for x in r["rows"]} == {
         ("welcome", "delivered", 2), ("welcome", "failed", 1), ("pricing", "queued", 1)}  # fmt: skip
 
