@@ -14,6 +14,7 @@ from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
 from scrm.playbook.grammar_journey import Wait
 
 MESSAGES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
+FORM_ENTRY = "lead_captured"  # the timeline entry every submitted form leaves (scrm.lead_capture)
 POLL = timedelta(seconds=60)  # how often a run waiting for an event looks for it (until its timeout)
 
 
@@ -24,7 +25,8 @@ def _query(follower_id: int, event: str, since: datetime):
         return exists(select(FollowerTag.follower_id).select_from(joined).where(
             FollowerTag.follower_id == follower_id, Tag.name == arg, FollowerTag.added_at >= since))  # fmt: skip
     if kind in ("form_submitted", "activity"):
-        return exists().where(Activity.follower_id == follower_id, Activity.kind == (arg or kind), Activity.at >= since)
+        entry = arg if kind == "activity" else FORM_ENTRY
+        return exists().where(Activity.follower_id == follower_id, Activity.kind == entry, Activity.at >= since)
     i = Interaction
     where = [i.follower_id == follower_id, i.at >= since]
     if kind == "message":

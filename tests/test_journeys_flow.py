@@ -66,7 +66,7 @@ def test_a_form_ends_the_wait_early_and_skips_the_reminder(book):
     fid = kit.follower(book, "o2")
     kit.start(book, "o2", "nurture", T0)
     with kit.db(book).transaction() as session:
-        session.add(Activity(follower_id=fid, kind="form_submitted", at=T0 + timedelta(hours=3), data={}))
+        session.add(Activity(follower_id=fid, kind="lead_captured", at=T0 + timedelta(hours=3), data={}))  # a form
     kit.step(book, T0 + timedelta(hours=3, minutes=1, seconds=1))  # the next poll sees it
     assert kit.executed(book, "o2")[1:3] == [("1", "happened"), ("2", "no")]
     assert kit.templates(book, "o2") == ["booth_welcome"]
