@@ -16,8 +16,7 @@ from foundation.clock import iso, utcnow
 from foundation.services import services
 from scrm import outbox, team_codes
 from wechat.api import OAClient, WeComClient
-from wechat.errors import NotSent, Unknown, WeChatAPIError, WeChatError
-from welead.rep_codes import MEMBER_PROBLEMS, CodeFailure, CodeLock
+from welead.rep_codes import CodeFailure, CodeLock, call
 
 LOCK = "welead:team-codes:"  # + code id
 BUSY = "this team code is being made by another request: ask again in a moment"
@@ -72,7 +71,7 @@ def _make_oa(code_id: int) -> bool:
         if code.oa_ticket:
             return False
     scene = team_codes.scene(code_id)
-    qr = _call("qrcode/create", OAClient, lambda c: c.create_qrcode(scene, permanent=True))
+    qr = call("qrcode/create", OAClient, lambda c: c.create_qrcode(scene, permanent=True), f" for team code {code_id}")
     with db.transaction() as session:
         code = team_codes.get(session, code_id)
         code.oa_ticket, code.oa_url = qr["ticket"], qr["url"]
@@ -90,8 +89,8 @@ def _make_wecom(code_id: int) -> bool:
         raise CodeFailure(409, f"team code {code_id}: no member is active and confirmed, and no usable backup rep:"
                                " WeCom needs at least one user to list")  # fmt: skip
     scene = team_codes.scene(code_id)
-    way = _call("externalcontact/add_contact_way", WeComClient,
-                lambda c: c.add_contact_way(scene, plan.users, multi=True))  # fmt: skip
+    way = call("externalcontact/add_contact_way", WeComClient,
+               lambda c: c.add_contact_way(scene, plan.users, multi=True), f" for team code {code_id}")  # fmt: skip
     with db.transaction() as session:
         code = team_codes.get(session, code_id)
         code.wecom_config_id, code.wecom_qr_code = way["config_id"], way["qr_code"]
@@ -99,31 +98,3 @@ def _make_wecom(code_id: int) -> bool:
         team_codes.schedule(session, code_id, plan.next_sync)
     log.info("team code %s lists %s (%s) until %s", code_id, plan.users, plan.reason, iso(plan.next_sync))
     return True
-
-
-def _call(api: str, client_class: type[OAClient] | type[WeComClient], work: Any) -> dict:
-    svc = services()
-    client = client_class(svc.settings, svc.redis_slow)
-    try:
-        return work(client)
-    except WeChatError as exc:
-        failure = failure_for(api, exc)
-        log.warning("team code: %s failed: %s", api, failure.detail)
-        raise failure from None
-    finally:
-        client.close()
-
-
-def failure_for(api: str, exc: WeChatError) -> CodeFailure:
-    side = "WeCom" if api.startswith("externalcontact") else "WeChat"
-    if isinstance(exc, WeChatAPIError):
-        detail: dict[str, Any] = {"api": api, "errcode": exc.errcode, "errmsg": exc.errmsg, "retryable": exc.retryable}
-        problem = MEMBER_PROBLEMS.get(exc.errcode) if side == "WeCom" else None
-        if problem:
-            return CodeFailure(422, f"WeCom refused {api}: {exc.errcode} {problem} ({exc.errmsg})", detail)
-        return CodeFailure(502, f"{side} refused {api}: {exc.errcode} {exc.errmsg}", detail)
-    if isinstance(exc, Unknown):
-        return CodeFailure(502, f"{side} did not answer {api} in time: it may exist there; asking again makes another",
-                           {"api": api, "errcode": None, "retryable": False})  # fmt: skip
-    reason = "could not be reached" if isinstance(exc, NotSent) else "failed"
-    return CodeFailure(502, f"{side} {reason} for {api}: {exc}", {"api": api, "errcode": None, "retryable": True})

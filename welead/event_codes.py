@@ -19,8 +19,8 @@ from foundation.services import services
 from scrm import event_pdf, events
 from scrm.event_models import Booth, Event
 from wechat.api import QR_MAX_EXPIRE, OAClient
-from welead.code_making import _call as call_wechat
 from welead.rep_codes import CodeLock
+from welead.rep_codes import call as call_wechat
 
 LOCK = "welead:event-codes:"  # + event slug
 BUSY = "this event's codes are being made by another request: ask again in a moment"

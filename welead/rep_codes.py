@@ -69,41 +69,47 @@ def _make_missing(rep_id: int) -> bool:
         code = personal_codes.find(session, rep_id)
     scene = personal_codes.scene(rep_id)
     if code is None or not code.oa_ticket:
-        qr = _call("qrcode/create", OAClient, lambda c: c.create_qrcode(scene, permanent=True), rep)
+        qr = call("qrcode/create", OAClient, lambda c: c.create_qrcode(scene, permanent=True), _whose(rep))
         with db.transaction() as session:
             personal_codes.save_oa(session, reps.get(session, rep_id), qr["ticket"], qr["url"])
         made = True
     if code is None or not code.wecom_config_id:
         userids = [rep.userid]
-        way = _call("externalcontact/add_contact_way", WeComClient, lambda c: c.add_contact_way(scene, userids), rep)
+        way = call(
+            "externalcontact/add_contact_way", WeComClient, lambda c: c.add_contact_way(scene, userids), _whose(rep)
+        )
         with db.transaction() as session:
             personal_codes.save_wecom(session, reps.get(session, rep_id), way["config_id"], way["qr_code"])
         made = True
     return made
 
 
-def _call(api: str, client_class: type[OAClient] | type[WeComClient], work, rep) -> dict:
+def _whose(rep: Any) -> str:
+    return f" for rep {rep.id} (userid {rep.userid!r})"
+
+
+def call(api: str, client_class: type[OAClient] | type[WeComClient], work: Any, subject: str = "") -> dict:
+    """One WeChat/WeCom call for a code; its failure as CodeFailure. `subject` names whose code (" for rep 3")."""
     svc = services()
     client = client_class(svc.settings, svc.redis_slow)
     try:
         return work(client)
     except WeChatError as exc:
-        failure = failure_for(api, exc, rep)
-        log.warning("rep %s codes: %s failed: %s", rep.id, api, failure.detail)
+        failure = failure_for(api, exc, subject)
+        log.warning("code%s: %s failed: %s", subject, api, failure.detail)
         raise failure from None
     finally:
         client.close()
 
 
-def failure_for(api: str, exc: WeChatError, rep) -> CodeFailure:
+def failure_for(api: str, exc: WeChatError, subject: str = "") -> CodeFailure:
     """The answer for a failed call: which API, WeChat's code and message, whether asking again may help."""
     side = "WeCom" if api.startswith("externalcontact") else "WeChat"
     if isinstance(exc, WeChatAPIError):
         detail = {"api": api, "errcode": exc.errcode, "errmsg": exc.errmsg, "retryable": exc.retryable}
         problem = MEMBER_PROBLEMS.get(exc.errcode) if side == "WeCom" else None
         if problem:
-            message = f"{side} refused {api} for rep {rep.id} (userid {rep.userid!r}): {exc.errcode} {problem}"
-            return CodeFailure(422, message, detail)
+            return CodeFailure(422, f"{side} refused {api}{subject}: {exc.errcode} {problem} ({exc.errmsg})", detail)
         return CodeFailure(502, f"{side} refused {api}: {exc.errcode} {exc.errmsg}", detail)
     if isinstance(exc, Unknown):
         message = f"{side} did not answer {api} in time: the code may exist there; asking again makes another"
