@@ -62,7 +62,7 @@ def test_faq_answer_greeting_and_fallback(client, app, bot):
 
 def test_playbook_reply_rules_come_before_the_faq(client, app, bot):
     bot.invoke(args=["playbook", "load", str(DEMO)])
-    assert content(say(client, "o-rule", "价格")).startswith("Our plans start")  # the demo playbook's keyword rule
+    assert content(say(client, "o-rule", "价格")).startswith("标准版 1980 元")  # the demo playbook's keyword rule
     d = decision(app, "o-rule")
     assert d["bot"]["kind"] == "rule" and d["rules"] == ["asks-price"]
 

@@ -214,7 +214,7 @@ def test_demo_playbook_end_to_end(client, app, auth_headers):
     assert "Welcome to WeLead" in read_reply(r.data, app.extensions["welead"].settings, "oa")
     event(client, "scan", openid="oDemo", scene="rep:amy")  # a rep's code: amy owns the lead
     r = event(client, "text", openid="oDemo", content="what is the price?")
-    assert "¥999" in read_reply(r.data, app.extensions["welead"].settings, "oa")
+    assert "1980 元" in read_reply(r.data, app.extensions["welead"].settings, "oa")
     event(client, "text", openid="oDemo", content="DEMO")
     event(client, "text", openid="oDemo", content="call me on 13812345678")
     f = follower(client, auth_headers, "oDemo")
