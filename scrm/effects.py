@@ -113,3 +113,10 @@ def transfer_failed(visit: Visit) -> None:
 def link_clicked(visit: Visit) -> None:
     """A tracked link opened by a known follower (scrm.link_accept): the click row click-through counts."""
     link_effects.clicked(visit)
+
+
+@on(OA, "page_form")
+def page_form(visit: Visit) -> None:
+    """A follower sent a landing page's form (scrm.pages): `form_submitted` and the `lead_captured` entry that
+    journeys' "form submitted" looks for, as for an event's lead form."""
+    link_effects.page_form(visit)

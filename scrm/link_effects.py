@@ -72,3 +72,15 @@ def award(run: Run, visit: Visit) -> None:
                                now=run.now)  # fmt: skip
         if got is not None:
             run.scored(rule, got)
+
+
+def page_form(visit: Visit) -> None:
+    """`form_submitted` with form `page:<slug>`; the answers stay in `page_leads` (the timeline names the page)."""
+    if visit.follower is None:
+        return
+    slug = str(visit.event.payload.get("page") or visit.event.event_key or "")
+    visit.signal("form_submitted", form=f"page:{slug}")
+    fields = visit.event.payload.get("fields")
+    visit.note(
+        "lead_captured", {"page": slug, "via": "page", "fields": sorted(fields) if isinstance(fields, dict) else []}
+    )

@@ -28,7 +28,7 @@ from scrm.models import Follower
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_BODY, MAX_FIELDS, MAX_VALUE = 5_000, 8, 500  # a phone page; the largest valid page fits the 64 KiB body cap
-SHARED, VIEWED = "shared_visit", "page_view"
+SHARED, VIEWED, FORM = "shared_visit", "page_view", "page_form"
 
 
 def _text(value: Any, name: str, limit: int, required: bool = False) -> str:
@@ -131,12 +131,18 @@ def visit(db: Database, page: Page, key: str, openid: str | None, sharer: tuple[
             insert(conn, page_row(kind, who, page.slug, payload, now, version))
 
 
-def leave_details(session: Session, page: Page, key: str, openid: str | None, form: dict[str, str]) -> bool:
-    """A visitor's answers to the page's form; False when a required field is empty."""
+def leave_details(db: Database, page: Page, key: str, openid: str | None, form: dict[str, str]) -> bool:
+    """A visitor's answers to the page's form; False when a required field is empty. A follower's answers are also
+    a `page_form` interaction in the same transaction: the applier raises `form_submitted` (form `page:<slug>`)."""
     fields = {name: (form.get(name) or "").strip()[:MAX_VALUE] for name in page.form or []}
     if not fields or not all(fields.values()):
         return False
-    session.add(PageLead(page_id=page.id, visitor=key, openid=openid, fields=fields, at=utcnow()))
+    now, version = utcnow(), playbook_version(db) if openid else None
+    with db.write() as conn:
+        conn.execute(PageLead.__table__.insert(), {"page_id": page.id, "visitor": key, "openid": openid,
+                                                   "fields": fields, "at": now})  # fmt: skip
+        if openid:
+            insert(conn, page_row(FORM, openid, page.slug, {"page": page.slug, "fields": fields}, now, version))
     return True
 
 

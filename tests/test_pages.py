@@ -4,6 +4,7 @@ cached jsapi_ticket, and the page works without it."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -18,6 +19,7 @@ from wechat import jssdk
 PAGE = {"slug": "spring", "title": "Spring fair", "body": "Come and see us.\nBooth 12.",
         "image": "https://cdn.example.com/spring.png", "form": ["name", "phone"]}  # fmt: skip
 SHARE = re.compile(rb'data-share-token="([^"]+)"')
+ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 
 
 def _create(client, headers, **body):
@@ -133,3 +135,41 @@ def test_unknown_pages_and_taken_slugs(client, auth_headers):
     assert client.get("/api/v1/pages/nothing-here/shares", headers=auth_headers).status_code == 404
     empty = client.post("/p/spring", data={"name": "", "phone": ""})
     assert empty.status_code == 400
+
+
+FORM_BOOK = """
+name: page-forms
+rules:
+  - name: page-lead
+    when: {form_submitted: "page:spring"}
+    do: [{tag: "lead:spring"}, {score: 10}]
+"""
+
+
+def test_a_followers_form_raises_form_submitted_once_a_strangers_only_leaves_details(app, client, auth_headers):
+    from scrm.playbook import store
+
+    with svc(app).db.transaction() as session:
+        store.load(session, FORM_BOOK)
+    _create(client, auth_headers)
+    add_followers(app, 1, prefix="a-")
+    alice = app.test_client()
+    shown = alice.get("/p/spring", query_string={"wl": token(app, "a-000000")}, headers={"User-Agent": PHONE_UA})
+    action = html.unescape(ACTION.search(shown.data.decode()).group(1))  # the form posts back with her `wl`
+    assert action.startswith("/p/spring?wl=")
+    bad = alice.post(action, data={"name": "Alice"}, headers={"User-Agent": PHONE_UA})
+    assert bad.status_code == 400  # a required field left empty: nothing recorded, nothing raised
+    sent = alice.post(action, data={"name": "Alice", "phone": "13800000000"}, headers={"User-Agent": PHONE_UA})
+    assert sent.status_code == 200 and b"Thank you" in sent.data
+    stranger = app.test_client()
+    stranger.get("/p/spring", headers={"User-Agent": PHONE_UA})
+    stranger.post("/p/spring", data={"name": "Eve", "phone": "13900000000"}, headers={"User-Agent": PHONE_UA})
+    apply_all(app)
+    apply_all(app)  # applying again changes nothing
+    timeline = client.get("/api/v1/followers/a-000000/timeline", headers=auth_headers).json
+    items = timeline["items"] if isinstance(timeline, dict) else timeline
+    captured = [e for e in items if e["kind"] == "lead_captured"]
+    assert len(captured) == 1 and captured[0]["data"]["page"] == "spring"
+    follower = client.get("/api/v1/followers/a-000000", headers=auth_headers).json
+    assert "lead:spring" in follower["tags"] and follower["score"] == 10
+    assert client.get("/api/v1/pages/spring/shares", headers=auth_headers).json["totals"]["leads"] == 2

@@ -68,6 +68,7 @@ def _render(page: Page, key: str, token: str, sent: bool, status: int = 200) -> 
     settings = services().settings
     share_url = f"{settings.public_url.rstrip('/')}/p/{page.slug}?s={token}"
     body = render_template("pages/page.html", page=page, share_url=share_url, token=token, sent=sent,
+                           action=visitors.here(),
                            wx=_wx_config(settings), share={"title": page.title, "link": share_url,
                            "desc": (page.body or "")[:60], "imgUrl": page.image or ""})  # fmt: skip
     response = Response(body, status, mimetype="text/html", headers=HEADERS)
@@ -99,7 +100,9 @@ def submit(slug: str) -> Response:
         return redirect(f"/p/{page.slug}", 303)
     visitor, openid = _who()
     key = pages.visitor_key(openid or visitor.openid, request.cookies.get(VISITOR_COOKIE))
-    with services().db.transaction() as session:
-        ok = pages.leave_details(session, page, key, openid, request.form.to_dict())
+    ok = pages.leave_details(services().db, page, key, openid, request.form.to_dict())
+    if ok and openid:
+        with suppress(redis.RedisError, OSError):
+            wake(services().redis)
     token = pages.share_token(visitors.current_stamper().signer, key, openid)
     return _render(page, key, token, sent=ok, status=200 if ok else 400)
