@@ -7,7 +7,7 @@ handlers.dispatch.to_event -> scrm.accept.accept, which decides the reply and in
 (scrm.applier.apply_batch, what `flask apply` runs) applies them all; printed: events/s, batch sizes, time per
 batch, and SQL statements per event (a before_cursor_execute listener on every engine the Database has).
 
-Lag: gunicorn web (welead.run.gunicorn_argv, as `make run`) and a `flask apply` process beside it, wrk sending signed
+Lag: gunicorn web (gunicorn_argv, as `make run`) and a `flask apply` process beside it, wrk sending signed
 safe-mode callbacks at a paced --lag-rate (default 500/s) for --lag-seconds; then, once the backlog is 0, the lag of
 each interaction from its interactions.received_at to its applied_at, p50/p99/max. Figures are printed, not asserted.
 
@@ -284,7 +284,7 @@ def lag_phase(args: argparse.Namespace, label: str, workdir: Path, redis_url: st
     """gunicorn + `flask apply`, wrk paced at --lag-rate; then lag = applied_at - received_at per interaction."""
     from scrm.playbook import store
     from welead.migrate import upgrade
-    from welead.run import web_workers
+    from welead.processes import web_workers
 
     url = callback.fresh_database(args.database_url, workdir, "lag")
     upgrade(url)

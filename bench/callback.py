@@ -2,7 +2,7 @@
 """Callback throughput and latency: WeLead's /wechat/callback beside a bare Flask endpoint, same gunicorn, wrk load.
 
 The figure that matters is the ratio of the two under the same server setup (gunicorn command line shared with
-`make run` through welead.run.gunicorn_argv) and the same requests: everything the bare app does not do (signature,
+`make run` through processes.gunicorn_argv) and the same requests: everything the bare app does not do (signature,
 AES, safe XML parsing, one DB transaction, the Redis push) is what WeLead costs. Figures are printed, not asserted.
 
 Every request is distinct and pre-built (encrypted with wechatpy's WeChatCrypto, signed with msg_signature) before
@@ -310,7 +310,7 @@ class Server:
 
     def __init__(self, name: str, app: str, env: dict[str, str], workdir: Path, workers: int, extra: list[str],
                  cwd: Path = ROOT) -> None:  # fmt: skip
-        from welead.run import gunicorn_argv
+        from welead.processes import gunicorn_argv
 
         self.name = name
         self.port = free_port()
@@ -571,7 +571,7 @@ def main() -> int:
               "(Debian/Ubuntu) or `brew install wrk` (macOS)", file=sys.stderr)  # fmt: skip
         return 2
     sys.path.insert(0, str(ROOT))
-    from welead.run import web_workers
+    from welead.processes import web_workers
 
     aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=")
     workdir = Path(tempfile.mkdtemp(prefix="wlb-", dir="/tmp"))

@@ -226,7 +226,7 @@ def main() -> int:
         print("bench/redirect.py needs wrk (`apt-get install wrk`)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(cb.ROOT))
-    from welead.run import web_workers
+    from welead.processes import web_workers
 
     workdir = Path(tempfile.mkdtemp(prefix="wlr-", dir="/tmp"))
     args.workers = args.workers or web_workers(args.database_url)

@@ -41,11 +41,14 @@ from welead.processes import (
     PR_SET_CHILD_SUBREAPER,
     alive,
     children_of,
+    flask_argv,
+    gunicorn_argv,
     own_group,
     popen,
     port_free,
     prctl,
     send_signal,
+    web_workers,
 )
 
 log = logging.getLogger("welead.run")
@@ -60,40 +63,6 @@ RESTART_WINDOW = 60.0
 MAX_DEATHS = 5  # this many deaths of one child inside RESTART_WINDOW stop the whole stack
 READY_TIMEOUT = 60.0
 POLL = 0.2
-
-
-def web_workers(database_url: str = "") -> int:
-    """Gunicorn's own WEB_CONCURRENCY wins. Callbacks are CPU-bound: on SQLite, whose writers queue on one lock, one
-    worker per core measured best (336 vs 270 callbacks/s with 2 vs 4 on 2 cores); PostgreSQL's own processes
-    overlap with ours, so two per core there (231 vs 222), at most 8."""
-    raw = os.environ.get("WEB_CONCURRENCY", "")
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    cores = os.cpu_count() or 1
-    per_core = 1 if (database_url or "sqlite").startswith("sqlite") else 2
-    return max(2, min(8, per_core * cores))
-
-
-def gunicorn_argv(app: str, bind: str, workers: int | None = None) -> list[str]:
-    """The one gunicorn command line, shared by `make run` and bench/callback.py so the bench measures what runs.
-
-    Timeouts: WeChat gives a callback 5 s, so a request stuck for 30 s is dead anyway; graceful shutdown gets 10 s.
-    GUNICORN_CMD_ARGS (read by gunicorn itself) adds anything else, e.g. "--access-logfile -".
-    """
-    return [
-        sys.executable, "-m", "gunicorn", app,
-        "--bind", bind,
-        "--workers", str(workers or web_workers()),
-        "--timeout", "30",
-        "--graceful-timeout", "10",
-        "--keep-alive", "5",
-        "--worker-tmp-dir", "/dev/shm" if Path("/dev/shm").is_dir() else "/tmp",
-        "--no-control-socket",  # gunicorn 27's default socket is one per user: a second gunicorn would take it over
-    ]  # fmt: skip
-
-
-def flask_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flask", "--app", "wsgi", *args]
 
 
 @dataclass
