@@ -89,6 +89,17 @@ def book(extra_rules: str = "", name: str = "applier") -> str:
     return BOOK.replace("name: applier", f"name: {name}", 1) + extra_rules + JOURNEYS
 
 
+# A rule that tags whatever follows "take": with refuse_tags(db, POISON_TAG) its tag is refused, so the text
+# is a poison interaction.
+POISON_BOOK = book("""
+  - name: take
+    when: {text: {regex: "^take (?P<what>\\\\w+)$"}}
+    do: [{tag: "wants:{what}"}]
+""")
+POISON_TEXT = "take poison"
+POISON_TAG = "wants:poison"
+
+
 def load(db: Database, text: str | None = None) -> int:
     """Store `text` as the new active playbook version, as `flask playbook load` does; returns the version."""
     with db.transaction() as session:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from foundation.config import Settings
+from tests import applier_kit
 from tests.browser_kit import browser, phone  # noqa: F401  (one session browser per worker, whichever module asks)
 from tests.helpers import recreate_pg_database, serve
 from welead.app import create_app
@@ -138,3 +139,17 @@ def live(app) -> Iterator[str]:
             wecom_api_base=f"{base}/sandbox/wecom/cgi-bin/",
         )
         yield base
+
+
+@pytest.fixture
+def refuse_tags():
+    """tests.applier_kit.refuse_tags, undone after the test."""
+    installed = []
+
+    def install(db, pattern: str) -> None:
+        applier_kit.refuse_tags(db, pattern)
+        installed.append(db)
+
+    yield install
+    for db in installed:
+        applier_kit.allow_tags(db)
