@@ -14,6 +14,7 @@ from scrm.models import Activity, Follower, FollowerTag, Interaction, Tag
 from scrm.playbook.grammar_journey import Wait
 
 MESSAGES = ("text", "image", "voice", "video", "shortvideo", "location", "link")
+HANDOFF = "handoff"  # the timeline entry of a chatbot handoff to a human (scrm.faq_effects)
 FORM_ENTRY = "lead_captured"  # the timeline entry every submitted form leaves (scrm.lead_capture)
 POLL = timedelta(seconds=60)  # how often a run waiting for an event looks for it (until its timeout)
 
@@ -58,15 +59,25 @@ def exit_reason(
 
 
 def handovers(session: Session, follower_ids: list[int]) -> dict[int, datetime]:
-    """Each follower's latest move to another rep (scrm.handover), for a batch of runs in one query."""
+    """Each follower's latest handover, for a batch of runs in two queries: a move to another rep (scrm.handover) or
+    a handoff from the chatbot to a human (its `handoff` timeline entry, scrm.faq_effects)."""
     if not follower_ids:
         return {}
-    query = (
+    moved = (
         select(Transfer.follower_id, func.max(Transfer.created_at))
         .where(Transfer.follower_id.in_(follower_ids))
         .group_by(Transfer.follower_id)
     )
-    return {fid: at for fid, at in session.execute(query)}
+    handoffs = (
+        select(Activity.follower_id, func.max(Activity.at))
+        .where(Activity.follower_id.in_(follower_ids), Activity.kind == HANDOFF)
+        .group_by(Activity.follower_id)
+    )
+    latest: dict[int, datetime] = {}
+    for query in (moved, handoffs):
+        for fid, at in session.execute(query):
+            latest[fid] = max(at, latest.get(fid, at))
+    return latest
 
 
 def next_local(base: datetime, hhmm: str) -> datetime:

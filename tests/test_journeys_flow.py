@@ -215,3 +215,29 @@ def test_the_demo_booth_nurture_journey_loads():
 
     book = parse((ROOT / "playbooks" / "demo.yml").read_text())
     assert "booth_nurture" in book.journeys and journeys.RUNNING == "running"
+
+
+HANDED = """
+name: handed
+journeys:
+  nurture:
+    exit_on: [handed_over]
+    steps:
+      - wait: 1d
+      - do: [{tag: nurtured}]
+"""
+
+
+def test_a_chatbot_handoff_after_the_start_is_a_handover_exit(app):
+    kit.load(app, HANDED)
+    ids = {openid: kit.follower(app, openid) for openid in ("o-bot", "o-before", "o-none")}
+    with kit.db(app).transaction() as session:  # o-before asked for a human the day before the run began
+        session.add(Activity(follower_id=ids["o-before"], kind="handoff", at=T0 - timedelta(days=1), data={}))
+    for openid in ids:
+        kit.start(app, openid, "nurture", T0)
+    with kit.db(app).transaction() as session:
+        session.add(Activity(follower_id=ids["o-bot"], kind="handoff", at=T0 + timedelta(hours=2), data={}))
+    kit.step(app, T0 + timedelta(days=1, minutes=1))
+    got = {o: (kit.run_of(app, o).state, kit.run_of(app, o).reason) for o in ids}
+    assert got == {"o-bot": ("exited", "handed_over"), "o-before": ("finished", "completed"),
+                   "o-none": ("finished", "completed")}  # fmt: skip
