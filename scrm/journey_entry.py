@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from foundation.sql import insert_ignore
 from scrm import journey_defs, segments
 from scrm.journey_models import RUNNING, JourneyRun
-from scrm.models import Follower
+from scrm.models import Activity, Follower
 from scrm.playbook import store
 from scrm.playbook.grammar import Journey
 
@@ -50,7 +50,19 @@ def enter(session: Session, name: str, journey: Journey, now: datetime, batch: i
              "state": RUNNING, "started_at": now, "updated_at": now, "version": version, "position": "0",
              "due_at": now, "context": {"segment": segment.name}} for fid in ids]  # fmt: skip
     session.execute(insert_ignore(session, JourneyRun, ["key"]), rows)
+    _started(session, name, [r["key"] for r in rows], version, segment.name, now)
     return len(ids)
+
+
+def _started(session: Session, name: str, keys: list[str], version: int, segment: str, now: datetime) -> None:
+    """The `journey_started` timeline entries of the runs just begun (as a trigger-started run gets one)."""
+    made = session.execute(select(JourneyRun.id, JourneyRun.follower_id, JourneyRun.key).where(
+        JourneyRun.key.in_(keys), JourneyRun.started_at == now))  # fmt: skip
+    notes = [{"follower_id": fid, "kind": "journey_started", "at": now, "interaction_id": None,
+              "data": {"journey": name, "run": rid, "key": key, "version": version, "segment": segment}}
+             for rid, fid, key in made]  # fmt: skip
+    if notes:
+        session.execute(insert(Activity.__table__), notes)
 
 
 def enter_segments(session: Session, now: datetime | None = None) -> int:

@@ -143,6 +143,12 @@ def test_entry_by_segment_and_the_numbers(app, client, auth_headers, runner):
         segments.save(session, "booth", {"tags_all": ["booth"]})
         assert journey_entry.enter_segments(session, now=T0) == 4
         assert journey_entry.enter_segments(session, now=T0 + timedelta(days=9)) == 0  # once
+    assert kit.count(app, Activity, Activity.kind == "journey_started") == 4  # on each member's timeline
+    timeline = client.get("/api/v1/followers/s1/timeline", headers=auth_headers).json
+    started = [
+        e for e in (timeline["items"] if isinstance(timeline, dict) else timeline) if e["kind"] == "journey_started"
+    ]
+    assert started[0]["data"]["journey"] == "nurture" and started[0]["data"]["segment"] == "booth"
     kit.step(app, T0)
     with kit.db(app).transaction() as session:
         session.execute(update(Follower).where(Follower.openid == "s0").values(stage="sql"))
