@@ -396,6 +396,7 @@ class App:
     name: str
     checkout: Path | None  # None: the bare endpoint
     with_applier: bool = False
+    faq: bool = False  # the demo FAQ loaded: the chatbot answers the texts no reply rule took
     note: list[str] | None = None
 
 
@@ -464,7 +465,7 @@ def measure_app(args: argparse.Namespace, app: App, base: dict[str, str], builde
         flask(env, app.checkout, "db", "upgrade")
         if not args.no_playbook:
             flask(env, app.checkout, "playbook", "load-demo-if-empty")
-        if args.faq:  # the chatbot answers texts no reply rule took (docs/chatbot.md)
+        if app.faq:  # the chatbot answers texts no reply rule took (docs/chatbot.md)
             flask(env, app.checkout, "faq", "load-demo-if-empty")
         server = Server(app.name, "wsgi:app", env, workdir, args.workers, [], cwd=app.checkout)
         procs.append(server.proc)
@@ -561,7 +562,8 @@ def main() -> int:
     p.add_argument("--drain-timeout", type=float, default=300.0, help="seconds to wait for the applier's backlog")
     p.add_argument("--no-applier", action="store_true", help="do not run `flask apply` beside WeLead's web")
     p.add_argument("--no-playbook", action="store_true", help="skip loading the demo playbook")
-    p.add_argument("--faq", action="store_true", help="also load the demo FAQ (the chatbot answers texts)")
+    p.add_argument("--faq", action="store_true",
+                   help="also measure WeLead with the demo FAQ loaded (app 'faq'), beside it without")  # fmt: skip
     p.add_argument("--skip-bare", action="store_true", help="measure WeLead only")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, pools, SQLite files)")
     args = p.parse_args()
@@ -580,6 +582,8 @@ def main() -> int:
     apps = [App("welead", ROOT, with_applier=not args.no_applier)]
     if args.before:
         apps.insert(0, App("before", args.before.resolve()))
+    if args.faq:
+        apps.append(App("faq", ROOT, with_applier=not args.no_applier, faq=True))
 
     def on_term(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
