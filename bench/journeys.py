@@ -230,7 +230,7 @@ def report(args: argparse.Namespace, db: Database, got: dict) -> dict:
     busy = _union(spans)
     apart = all(spans[k][1] <= spans[k + 1][0] for k in range(len(spans) - 1))
     how = (f"waves apart, the worst wave's lag p99 {max(w['p99'] for w in waves):.2f} s" if apart else
-           f"waves overlapped (the {args.wait} s waits are shorter than a wave takes): the lag is the burst's")  # fmt: skip
+           f"waves overlapped ({args.wait} s waits are shorter than a wave takes): the lag is the burst's")  # fmt: skip
     print(f"while busy (each wave's first to last step, their union {busy:.1f} s): {steps / busy:,.0f} steps/s; {how}")
     print("runner peak memory (VmHWM): " + ", ".join(f"{k / 1024:.0f} MiB" for k in got["peak_kib"]))
     return {"steps": steps, "rate": steps / span, "busy": steps / busy, "p99": _p(every, 0.99), "apart": apart,
