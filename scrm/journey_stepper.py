@@ -113,9 +113,11 @@ class Stepper:
         if self.steps:
             self.session.execute(insert(JourneyStep.__table__), self.steps)
         if self.shared is not None:
+            self.shared.notes += self.notes  # the steps' timeline entries with the actions': one statement
+            self.notes = []
             self.shared.flush()
             self.outbox_ids += self.shared.outbox_ids
-        if self.notes:
+        elif self.notes:
             self.session.execute(insert(Activity.__table__), self.notes)
         journey_rows.write(self.session, self.runs)
         out.steps, out.outbox_ids = len(self.steps), self.outbox_ids
