@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import exists, func, select
@@ -42,6 +43,48 @@ def _query(follower_id: int, event: str, since: datetime):
 def happened(session: Session, follower_id: int, event: str, since: datetime) -> bool:
     """Did `event` (grammar_journey.EVENT) happen to the follower at or after `since`? One indexed EXISTS."""
     return bool(session.scalar(select(_query(follower_id, event, since))))
+
+
+def _latest(event: str, follower_ids: list[int]):
+    """Each follower's latest time of `event`: the batch form of `_query` (latest >= since ⇔ one exists since)."""
+    kind, _, arg = event.partition(":")
+    if kind == "tag":
+        joined = FollowerTag.__table__.join(Tag.__table__, Tag.id == FollowerTag.tag_id)
+        query = select(FollowerTag.follower_id, func.max(FollowerTag.added_at)).select_from(joined).where(
+            FollowerTag.follower_id.in_(follower_ids), Tag.name == arg)  # fmt: skip
+        return query.group_by(FollowerTag.follower_id)
+    if kind in ("form_submitted", "activity"):
+        entry = arg if kind == "activity" else FORM_ENTRY
+        where = [Activity.follower_id.in_(follower_ids), Activity.kind == entry]
+        return select(Activity.follower_id, func.max(Activity.at)).where(*where).group_by(Activity.follower_id)
+    i = Interaction
+    where = [i.follower_id.in_(follower_ids)]
+    if kind == "message":
+        where.append(i.kind.in_(MESSAGES))
+    elif kind == "subscribed":
+        where.append(i.kind == "subscribe")
+    else:  # click:<KEY>
+        where += [i.kind == "click", i.event_key == arg]
+    return select(i.follower_id, func.max(i.at)).where(*where).group_by(i.follower_id)
+
+
+class Seen:
+    """`happened` for a batch of runs: each event's latest time per follower, read once for the whole batch (one
+    grouped query per event the batch asks about), plus what the batch itself did and has not written yet
+    (`pending(follower_id, event)`: a tag it attached, a timeline entry it noted; those are at `now`, never before
+    a run's `since`)."""
+
+    def __init__(self, session: Session, follower_ids: list[int], pending: Callable[[int, str], bool]) -> None:
+        self.session, self.follower_ids, self.pending = session, follower_ids, pending
+        self._latest: dict[str, dict[int, datetime]] = {}
+
+    def happened(self, follower_id: int, event: str, since: datetime) -> bool:
+        latest = self._latest.get(event)
+        if latest is None:
+            rows = self.session.connection().execute(_latest(event, self.follower_ids)) if self.follower_ids else []
+            latest = self._latest[event] = {fid: at for fid, at in rows if at is not None}
+        at = latest.get(follower_id)
+        return (at is not None and at >= since) or self.pending(follower_id, event)
 
 
 def exit_reason(

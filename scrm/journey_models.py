@@ -57,7 +57,7 @@ class JourneyRun(Base):
 
     __table_args__ = (
         Index("ix_journey_runs_follower", "follower_id"),
-        Index("ix_journey_runs_due", "state", "due_at"),
+        Index("ix_journey_runs_due", "state", "due_at", "id"),  # the runner's order: an index range (0024)
         Index("ix_journey_runs_journey", "journey", "version", "state"),
     )
 

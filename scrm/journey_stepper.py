@@ -5,25 +5,34 @@ step), so a step executed twice anywhere fails the whole transaction instead of 
 `due_at`: a duration or `until` wait counts from when the run was due (a runner that was stopped catches up on the
 schedule, in order, none skipped); an event wait looks for its event every `journey_events.POLL` until its timeout.
 A `do` step that sends a template, due in quiet hours, waits for them to end (scrm.guards.quiet_until).
+
+A batch is set-based like the applier's (scrm.playbook.shared): the followers' tags, scores and score caps are read
+in one statement each for the whole batch, the actions' tags, outbox rows, score events and timeline entries are
+written once at its end, runs are plain rows (scrm.journey_rows) written back in one executemany, and `happened`
+reads each event once per batch (journey_events.Seen). The caller holds the followers' row locks (PostgreSQL), as
+the applier does, so nothing else writes them meanwhile.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from scrm import guards, journey_defs, journey_walk
+from foundation.clock import utcnow
+from scrm import guards, journey_defs, journey_rows, journey_walk
 from scrm.event_models import Event
 from scrm.hours import ZONE
-from scrm.journey_events import POLL, exit_reason, handovers, happened, wait_until
-from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
+from scrm.journey_events import FORM_ENTRY, POLL, Seen, exit_reason, handovers, wait_until
+from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyStep
+from scrm.journey_rows import RunRow
 from scrm.models import Activity, Follower
 from scrm.playbook.compiled import Compiled, CompiledRule
 from scrm.playbook.engine import ACTIONS, Quiet, Run
 from scrm.playbook.grammar import Journey, Step
+from scrm.playbook.shared import Shared
 
 MAX_HOPS = 200  # steps one run may execute in one go (a journey is a finite tree; this only bounds a bad one)
 
@@ -44,8 +53,20 @@ def event_values(event: Any) -> dict[str, str]:
     return {"event_name": event.name, "event_starts_at": starts.strftime("%Y-%m-%d %H:%M")}
 
 
+class BatchContext(Quiet):
+    """A context without an inbound message whose outbox rows are written with the batch (scrm.playbook.shared)."""
+
+    def __init__(self, session: Session, follower: Follower, shared: Shared) -> None:
+        super().__init__(session, follower)
+        self.shared = shared
+
+    def enqueue(self, task: str, args: dict[str, Any], key: str | None = None) -> None:
+        self.shared.enqueue(task, args, key, utcnow())  # when queued (the sweeper's clock), not the steps' `now`
+
+
 class Stepper:
-    """One transaction's worth of steps: definitions read once, rows and timeline entries written at the end."""
+    """One transaction's worth of steps: definitions and the followers' facts read once (`prepare`), the steps'
+    rows, timeline entries, effects and the runs themselves written at the end (`finish`)."""
 
     def __init__(self, session: Session, book: Compiled | None, now: datetime, rules: Any = None) -> None:
         self.session, self.book, self.now = session, book, now
@@ -54,43 +75,69 @@ class Stepper:
         self.steps: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self.outbox_ids: list[int] = []
-        self._defs: dict[tuple[str, int], Journey | None] = {}
+        self.runs: list[RunRow] = []
         self.moved: dict[int, datetime] = {}
-
-    def prefetch(self, follower_ids: list[int]) -> None:
-        """What exits need that is not on the follower row, for the whole batch in one query."""
-        self.moved = handovers(self.session, follower_ids)
+        self.shared: Shared | None = None
+        self.seen: Seen | None = None
+        self._defs: dict[tuple[str, int], Journey | None] = {}
+        self._events: dict[str, Any] = {}  # event slug → (name, starts_at), read once per batch
+        self._rules: dict[tuple[str, int, str], tuple[CompiledRule, tuple[str, ...]]] = {}
+        self._noted: set[tuple[int, str]] = set()  # (follower, timeline kind) the batch noted, not written yet
+        self._indexed = (0, 0)
 
     def lock(self, follower: Follower) -> None:
-        """Serialise with other writers of this follower (PostgreSQL; SQLite has one writer)."""
+        """Serialise with other writers of this follower (PostgreSQL; SQLite has one writer). `run_due` locks its
+        batch's followers with the select that loads them."""
         if self.book is not None:
             Run(self.book, Quiet(self.session, follower), scope="lock", now=self.now).lock()
 
+    def prepare(self, runs: list[RunRow], follower_ids: list[int]) -> None:
+        """Read what the runs need for the whole batch at once: definitions, the followers' tags, scores and score
+        caps (scrm.playbook.shared), their handovers. The followers are locked already."""
+        self.runs = runs
+        keyed: set[str] = set()
+        counted: set[str] = set()
+        for run in runs:
+            self._journey(run)
+        for (name, _version), journey in self._defs.items():
+            if journey is not None:
+                _capped(f"journey:{name}", journey, keyed, counted)
+        books = [self.book] if self.book is not None else []
+        self.shared = Shared(self.session, follower_ids, self.now, books, caps=(keyed, counted))
+        self.moved = handovers(self.session, follower_ids)
+        self.seen = Seen(self.session, follower_ids, self._pending)
+
     def finish(self, out: Any) -> Any:
-        """Write the batch's step rows and timeline entries; `out` gets the counts and outbox ids."""
+        """Write the batch: step rows first (a step executed elsewhere fails here, and the transaction with it), the
+        actions' pending writes, timeline entries, the runs; `out` gets the counts and outbox ids."""
         if self.steps:
             self.session.execute(insert(JourneyStep.__table__), self.steps)
-        if self.notes:
+        if self.shared is not None:
+            self.shared.notes += self.notes  # the steps' timeline entries with the actions': one statement
+            self.notes = []
+            self.shared.flush()
+            self.outbox_ids += self.shared.outbox_ids
+        elif self.notes:
             self.session.execute(insert(Activity.__table__), self.notes)
+        journey_rows.write(self.session, self.runs)
         out.steps, out.outbox_ids = len(self.steps), self.outbox_ids
         return out
 
     # --- one run --------------------------------------------------------------------------------------------------
 
-    def advance(self, run: JourneyRun, follower: Follower) -> None:
+    def advance(self, run: RunRow, follower: Follower) -> None:
         """Execute `run` from its position until a wait that is not over, or its end."""
         journey = self._journey(run)
         if journey is None or self.book is None:
             return self._end(run, EXITED, run.reason or "no active playbook")
-        ctx = Quiet(self.session, follower)
-        engine = Run(self.book, ctx, scope="", now=self.now)
-        with self.session.no_autoflush:  # the runs' changes are flushed together, at commit
+        assert self.shared is not None, "prepare() first"
+        engine = Run(self.book, BatchContext(self.session, follower, self.shared), scope="", now=self.now)
+        with self.session.no_autoflush:  # the followers' changes are flushed together, at commit
             for _ in range(MAX_HOPS):
                 if run.state != RUNNING or not self._next(run, journey, engine):
                     break
-        self.outbox_ids += ctx.outbox_ids
 
-    def _next(self, run: JourneyRun, journey: Journey, engine: Run) -> bool:
+    def _next(self, run: RunRow, journey: Journey, engine: Run) -> bool:
         """One step; False when the run waits or ended."""
         path = run.position
         spec = journey_walk.at(journey, path)
@@ -108,7 +155,7 @@ class Stepper:
             return self._branch(run, journey, path, spec, engine)
         return self._do(run, journey, path, spec, engine)
 
-    def _stopped(self, run: JourneyRun, journey: Journey, engine: Run) -> bool:
+    def _stopped(self, run: RunRow, journey: Journey, engine: Run) -> bool:
         """The goal (converted) or an exit ends the run before its next step."""
         if journey.goal is not None and engine.holds(journey.goal):
             self._end(run, CONVERTED, "goal")
@@ -123,7 +170,7 @@ class Stepper:
             self._end(run, EXITED, why)
         return why is not None
 
-    def _wait(self, run: JourneyRun, journey: Journey, path: str, spec: Step) -> bool:
+    def _wait(self, run: RunRow, journey: Journey, path: str, spec: Step) -> bool:
         wait = spec.wait
         assert wait is not None
         if run.since is None:  # entering the wait
@@ -131,7 +178,7 @@ class Stepper:
             if wait.event is not None:
                 run.since, run.due_at = self.now, min(self.now + POLL, self.now + _seconds(wait.timeout))
             else:
-                event = event_of(self.session, run.context) if wait.until is not None else None
+                event = self._event(run.context) if wait.until is not None else None
                 due = wait_until(wait, base, event.starts_at if event else None)
                 if due is None:
                     self._end(run, EXITED, "no event start for this run's wait")
@@ -145,7 +192,7 @@ class Stepper:
         outcome = "done"
         if wait.event is not None:
             deadline = run.since + _seconds(wait.timeout)
-            if happened(self.session, run.follower_id, wait.event, run.since):
+            if self._happened(run, wait.event, run.since):
                 outcome, run.due_at = "happened", self.now
             elif self.now < deadline:
                 run.due_at = min(self.now + POLL, deadline)
@@ -156,7 +203,7 @@ class Stepper:
         run.since, run.position = None, journey_walk.after(journey, path)
         return True
 
-    def _missed(self, run: JourneyRun, journey: Journey, path: str) -> bool:
+    def _missed(self, run: RunRow, journey: Journey, path: str) -> bool:
         """An event-relative time already past when the run reached the wait: the wait and its next step are skipped
         (a reminder for the day before is not sent on the day)."""
         self._record(run, path, "missed")
@@ -167,51 +214,89 @@ class Stepper:
         run.position = following
         return True
 
-    def _holds(self, run: JourneyRun, spec: Step, engine: Run) -> bool:
+    def _holds(self, run: RunRow, spec: Step, engine: Run) -> bool:
         cond = spec.if_
         if cond is None:
             return True
         if not engine.holds(cond):
             return False
-        seen = [happened(self.session, run.follower_id, e, run.started_at) for e in cond.happened + cond.not_happened]
+        seen = [self._happened(run, e, run.started_at) for e in cond.happened + cond.not_happened]
         return all(seen[: len(cond.happened)]) and not any(seen[len(cond.happened) :])
 
-    def _branch(self, run: JourneyRun, journey: Journey, path: str, spec: Step, engine: Run) -> bool:
+    def _branch(self, run: RunRow, journey: Journey, path: str, spec: Step, engine: Run) -> bool:
         way = "yes" if self._holds(run, spec, engine) else "no"
         self._record(run, path, way)
         inner = getattr(spec, way)
         run.position = journey_walk.branch(path, way) if inner else journey_walk.after(journey, path)
         return True
 
-    def _do(self, run: JourneyRun, journey: Journey, path: str, spec: Step, engine: Run) -> bool:
-        if self.quiet_until is not None and any(a.verb == "send_template" for a in spec.do):
+    def _do(self, run: RunRow, journey: Journey, path: str, spec: Step, engine: Run) -> bool:
+        rule, verbs = self._rule(run, path, spec)
+        if self.quiet_until is not None and "send_template" in verbs:
             run.due_at = self.quiet_until  # quiet hours: the step waits for them to end
             return False
         if not self._holds(run, spec, engine):
             self._record(run, path, "skipped")
         else:
-            self._act(run, path, spec, engine)
-            self._record(run, path, "done", actions=[a.verb for a in spec.do])
+            self._act(run, path, spec, engine, rule, verbs)
+            self._record(run, path, "done", actions=list(verbs))
         run.position = journey_walk.after(journey, path)
         return True
 
-    def _act(self, run: JourneyRun, path: str, spec: Step, engine: Run) -> None:
+    def _act(self, run: RunRow, path: str, spec: Step, engine: Run, rule: CompiledRule, verbs: tuple[str, ...]) -> None:
         """The actions through the engine's own code, keyed by run and step (`rule:journey:<name>:<run>:<path>`)."""
         engine.scope, engine.fired = f"{run.id}:{path}", set()
-        templates = sum(1 for a in spec.do if a.verb == "send_template")
-        rule = CompiledRule(
-            f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates, False
-        )  # type: ignore[arg-type]
-        event = event_values(event_of(self.session, run.context)) if run.context else {}
+        event = event_values(self._event(run.context)) if run.context else {}
         values = {"openid": engine.follower.openid, **(run.context or {}), **event}
-        with self.session.no_autoflush:
-            for i, action in enumerate(spec.do):
-                ACTIONS[action.verb](engine, rule, i, action, values)
-        engine.drain()  # signals the actions gave (tag_added...) run the playbook's rules; timeline rows written
+        for i, (verb, action) in enumerate(zip(verbs, spec.do, strict=True)):
+            ACTIONS[verb](engine, rule, i, action, values)
+        engine.drain()  # signals the actions gave (tag_added...) run the playbook's rules
+
+    # --- what the batch reads once --------------------------------------------------------------------------------
+
+    def _rule(self, run: RunRow, path: str, spec: Step) -> tuple[CompiledRule, tuple[str, ...]]:
+        """The stand-in rule a `do` step's actions run as (`journey:<name>`: score caps, keys, the timeline's
+        `rule`) and the actions' verbs, once per step of a version."""
+        key = (run.journey, run.version or 0, path)
+        found = self._rules.get(key)
+        if found is None:
+            verbs = tuple(a.verb for a in spec.do)
+            templates = verbs.count("send_template")
+            rule = CompiledRule(
+                f"journey:{run.journey}", -1, "journey", lambda facts: None, spec.if_, None, templates, False
+            )  # type: ignore[arg-type]
+            found = self._rules[key] = (rule, verbs)
+        return found
+
+    def _event(self, context: dict[str, Any] | None) -> Any:
+        slug = (context or {}).get("event")
+        if not slug:
+            return None
+        if slug not in self._events:
+            self._events[slug] = event_of(self.session, context)
+        return self._events[slug]
+
+    def _happened(self, run: RunRow, event: str, since: datetime) -> bool:
+        assert self.seen is not None, "prepare() first"
+        return self.seen.happened(run.follower_id, event, since)
+
+    def _pending(self, follower_id: int, event: str) -> bool:
+        """Did this batch itself make `event` happen (written at its end, so the database cannot tell yet)?"""
+        kind, _, arg = event.partition(":")
+        if kind == "tag":
+            return self.shared is not None and (follower_id, arg) in self.shared.attached
+        if kind not in ("form_submitted", "activity"):
+            return False  # inbound interactions: a batch writes none
+        shared_notes = self.shared.notes if self.shared is not None else []
+        a, b = self._indexed
+        self._noted.update((n["follower_id"], n["kind"]) for n in shared_notes[a:])
+        self._noted.update((n["follower_id"], n["kind"]) for n in self.notes[b:])
+        self._indexed = (len(shared_notes), len(self.notes))
+        return (follower_id, arg if kind == "activity" else FORM_ENTRY) in self._noted
 
     # --- bookkeeping ----------------------------------------------------------------------------------------------
 
-    def _journey(self, run: JourneyRun) -> Journey | None:
+    def _journey(self, run: RunRow) -> Journey | None:
         """The run's version; a run started before versions is pinned to the journey's current one first."""
         if run.version is None and not self._pin(run):
             return None
@@ -220,7 +305,7 @@ class Stepper:
             self._defs[key] = journey_defs.definition(self.session, *key)
         return self._defs[key]
 
-    def _pin(self, run: JourneyRun) -> bool:
+    def _pin(self, run: RunRow) -> bool:
         spec = self.book.book.journeys.get(run.journey) if self.book else None
         if spec is None:
             run.reason = f"journey {run.journey!r} is not in the active playbook"
@@ -229,21 +314,29 @@ class Stepper:
         run.position = str(run.step) if run.step < len(spec.steps) else None
         return True
 
-    def _record(self, run: JourneyRun, path: str, outcome: str, **data: Any) -> None:
+    def _record(self, run: RunRow, path: str, outcome: str, **data: Any) -> None:
         self.steps.append({"run_id": run.id, "path": path, "outcome": outcome, "at": self.now})
         self._note(run, "journey_step", step=path, outcome=outcome, **data)
         run.step, run.updated_at = run.step + 1, self.now
 
-    def _end(self, run: JourneyRun, state: str, reason: str) -> None:
+    def _end(self, run: RunRow, state: str, reason: str) -> None:
         run.state, run.reason, run.updated_at, run.due_at = state, reason, self.now, None
         self._note(run, "journey_finished", state=state, reason=reason, step=run.position)
 
-    def _note(self, run: JourneyRun, kind: str, **data: Any) -> None:
+    def _note(self, run: RunRow, kind: str, **data: Any) -> None:
         self.notes.append({"follower_id": run.follower_id, "kind": kind, "at": self.now, "interaction_id": None,
                            "data": {"journey": run.journey, "run": run.id, **data}})  # fmt: skip
 
 
-def _seconds(value: int | None) -> Any:
-    from datetime import timedelta
+def _capped(rule: str, journey: Journey, keyed: set[str], counted: set[str]) -> None:
+    """As Compiled does for rules: a journey whose score actions have caps reads their history with the batch."""
+    for _path, step in journey_walk.paths(journey.steps):
+        for action in step.do or []:
+            cap = action.cap if action.verb == "score" else None
+            if cap is not None:
+                keyed_cap = cap.once or (cap.per_day == 1 and cap.total is None)
+                (keyed if keyed_cap else counted).add(rule)
 
+
+def _seconds(value: int | None) -> timedelta:
     return timedelta(seconds=value or 0)

@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from foundation.clock import utcnow
 from foundation.sql import insert_ignore
-from scrm import journey_defs
+from scrm import journey_defs, journey_rows
 from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyRun, JourneyStep
+from scrm.journey_rows import RunRow
 from scrm.journey_stepper import Stepper
 from scrm.models import Activity, Follower
 from scrm.playbook import store
@@ -76,7 +77,6 @@ def start(
         return Outcome(existing)
     stepper = Stepper(session, book, now, rules)
     stepper.lock(follower)
-    stepper.prefetch([follower.id])
     if not _allowed(session, follower.id, journey, spec.reentry, now):
         return Outcome(None, "refused")
     version = journey_defs.ensure(session, journey, spec)
@@ -84,37 +84,28 @@ def start(
               "started_at": now, "updated_at": now, "version": version, "position": "0", "due_at": now,
               "context": context}  # fmt: skip
     run_id = session.scalar(insert_ignore(session, JourneyRun, ["key"], "id"), values)
-    if run_id is None:
+    run = journey_rows.one(session, run_id) if run_id is not None else None
+    if run is None:
         return Outcome(None)
-    run = session.get(JourneyRun, run_id)
-    assert run is not None
+    stepper.prepare([run], [follower.id])
     note(session, run, "journey_started", now, key=key, version=version)
     stepper.advance(run, follower)
-    out = stepper.finish(Outcome(run.id, run.state))
-    return out
+    return stepper.finish(Outcome(run.id, run.state))
 
 
 def run_due(session: Session, now: datetime | None = None, limit: int = 500, rules: Any = None) -> Outcome:
     """Execute the due runs (at most `limit`, oldest due first) in the caller's transaction."""
     now = now or utcnow()
-    query = (
-        select(JourneyRun)
-        .where(JourneyRun.state == RUNNING, JourneyRun.due_at <= now)
-        .order_by(JourneyRun.due_at, JourneyRun.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    runs = list(session.scalars(query))
+    runs = journey_rows.due(session, now, limit)
     if not runs:
         return Outcome(None)
-    ids = {r.follower_id for r in runs}
-    query_f = select(Follower).where(Follower.id.in_(ids)).order_by(Follower.id)
+    ids = sorted({r.follower_id for r in runs})
+    query_f = select(Follower).options(defer(Follower.profile)).where(Follower.id.in_(ids)).order_by(Follower.id)
     if session.get_bind().dialect.name == "postgresql":  # in id order: runners and appliers never deadlock
         query_f = query_f.with_for_update(key_share=True)
     followers = {f.id: f for f in session.scalars(query_f)}
     stepper = Stepper(session, store.active(session), now, rules)
-    stepper.prefetch(sorted(ids))
+    stepper.prepare(runs, ids)
     for run in runs:
         stepper.advance(run, followers[run.follower_id])
     return stepper.finish(Outcome(None, runs=len(runs)))
@@ -122,19 +113,21 @@ def run_due(session: Session, now: datetime | None = None, limit: int = 500, rul
 
 def step(session: Session, run_id: int, index: int, now: datetime | None = None, rules: Any = None) -> Outcome:
     """A delayed `journey.step` row of a run started before 0019: the run is made due and executed now."""
-    run = session.get(JourneyRun, run_id)
+    now = now or utcnow()
+    run = journey_rows.one(session, run_id)
     if run is None or run.state != RUNNING or (run.version is None and run.step != index):
         return Outcome(run_id, run.state if run else None)
-    run.due_at = min(run.due_at or (now or utcnow()), now or utcnow())
+    run.due_at = min(run.due_at or now, now)
     follower = session.get(Follower, run.follower_id)
     assert follower is not None
-    stepper = Stepper(session, store.active(session), now or utcnow(), rules)
-    stepper.prefetch([follower.id])
+    stepper = Stepper(session, store.active(session), now, rules)
+    stepper.lock(follower)
+    stepper.prepare([run], [follower.id])
     stepper.advance(run, follower)
     return stepper.finish(Outcome(run.id, run.state))
 
 
-def note(session: Session, run: JourneyRun, kind: str, now: datetime, **data: Any) -> None:
+def note(session: Session, run: RunRow, kind: str, now: datetime, **data: Any) -> None:
     """A timeline entry about the run (started, a step, finished)."""
     row = {"follower_id": run.follower_id, "kind": kind, "at": now, "interaction_id": None,
            "data": {"journey": run.journey, "run": run.id, **data}}  # fmt: skip

@@ -3,6 +3,7 @@ runner (what the scheduler's journey.tick does every 5 s, in a loop: run several
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -87,6 +88,9 @@ def run(batch: int, once: bool, idle: float) -> None:
     """A step runner: due runs in batches of one transaction each (several runners share the work)."""
     from tasks.journey import run_batch
 
+    # What the app loaded (models, playbook grammar, SQLAlchemy's metadata) lives as long as the process: out of
+    # the collector's sight, its full collections stop walking it after every few batches (~20% more steps/s).
+    gc.freeze()
     while True:
         out = run_batch(batch)
         if out.runs:

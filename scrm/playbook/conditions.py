@@ -46,6 +46,8 @@ def holds(
 def _stage(book: Compiled, cond: Condition, stage: str) -> bool:
     if cond.stage and stage not in cond.stage:
         return False
+    if not (cond.stage_at_least or cond.stage_below):
+        return True
     at = stages.index(book.stages, stage)
     if cond.stage_at_least and at < stages.index(book.stages, cond.stage_at_least):
         return False

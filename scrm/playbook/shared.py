@@ -23,12 +23,20 @@ from scrm.scoring import Ledger, fold_exact
 
 
 class Shared:
-    def __init__(self, session: Session, follower_ids: list[int], now: datetime, books: list[Compiled]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        follower_ids: list[int],
+        now: datetime,
+        books: list[Compiled],
+        caps: tuple[set[str], set[str]] = (set(), set()),
+    ) -> None:
+        """`caps`: capped rules beyond the books' own (keyed, counted), e.g. journeys' `journey:<name>`."""
         self.session = session
         self.follower_ids = follower_ids
         self.parts: dict[str, Any] = {}  # capabilities' own batch state, each with a flush() (scrm.event_checkins)
-        keyed = {r for book in books for r in book.keyed_caps}
-        counted = {r for book in books for r in book.counted_caps}
+        keyed = {r for book in books for r in book.keyed_caps} | caps[0]
+        counted = {r for book in books for r in book.counted_caps} | caps[1]
         self.caps = CapBook(session, follower_ids, now, keyed, counted)
         self.ledgers = Ledger.preload(session, follower_ids, self.caps)
         self.tags = tags.names_of(session, follower_ids)
