@@ -39,20 +39,30 @@ def _cohort(win: Window, rep: int | None) -> list[Any]:
     return where + ([_F.owner_id == rep] if rep is not None else [])
 
 
-def _per_follower(order: list[str], where: list[Any]) -> Any:
-    """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
-    entered each stage (t0 = its creation), from its stored first entries (scrm.report_marks: at most one row per
-    stage, so the pivot groups a few rows per follower instead of parsing its history)."""
+def _entries(order: list[str], win: Window, rep: int | None) -> Any:
+    """Per cohort follower with stored first entries (scrm.report_marks: at most one row per stage, with the
+    follower's creation, so the cohort's rows are one index range): the highest stage it was ever moved to and
+    when it first entered each stage. A rep's cohort is small: its followers' ids bound the rows instead."""
     firsts = [func.max(case((_SE.stage == name, _SE.at))).label(f"t{i}") for i, name in enumerate(order) if i]
+    where = [within(_SE.born, win)]
+    if rep is not None:
+        where.append(_SE.follower_id.in_(select(_F.id).where(*_cohort(win, rep))))
+    query = select(_SE.follower_id.label("fid"), func.max(_index(_SE.stage, order)).label("ever"), *firsts)
+    return query.where(*where).group_by(_SE.follower_id).subquery("entries")
+
+
+def _per_follower(order: list[str], win: Window, rep: int | None) -> Any:
+    """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
+    entered each stage (t0 = its creation)."""
+    entries = _entries(order, win, rep)
+    firsts = [entries.c[f"t{i}"] for i in range(1, len(order))]
     return (
-        select(_index(_F.stage, order).label("now"), func.max(_index(_SE.stage, order)).label("ever"),
-               _F.created_at.label("t0"), *firsts)
+        select(_index(_F.stage, order).label("now"), entries.c.ever, _F.created_at.label("t0"), *firsts)
         .select_from(Follower)
-        .outerjoin(StageEntry, _SE.follower_id == _F.id)
-        .where(*where)
-        .group_by(_F.id, _F.stage, _F.created_at)
+        .outerjoin(entries, entries.c.fid == _F.id)
+        .where(*_cohort(win, rep))
         .cte("per")
-    )  # fmt: skip
+    )
 
 
 def _gap(session: Session, per: Any, i: int) -> Any:
@@ -63,7 +73,7 @@ def _gap(session: Session, per: Any, i: int) -> Any:
 
 def _funnel_numbers(session: Session, order: list[str], win: Window, rep: int | None) -> tuple[list[int], dict]:
     """(followers that reached each stage, {stage index: median seconds from the previous one})."""
-    per = _per_follower(order, _cohort(win, rep))
+    per = _per_follower(order, win, rep)
     top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
     reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
     reached[0] = func.count()
@@ -104,22 +114,24 @@ def _round(value: float | None) -> float | None:
 
 
 def _followed(win: Window, rep: int | None) -> Any:
-    """(lead, rep, first assignment in the window, first follow-up after it or NULL) from the stored assignments
-    (scrm.report_marks). A later assignment's follow-up is never earlier than an earlier one's (fewer actions
-    follow it), so the group's earliest follow-up is the one of its first assignment."""
+    """(lead, rep, first assignment in the window, first follow-up after it or NULL, stage now) from the stored
+    assignments (scrm.report_marks; every row of a lead has its one stage). A later assignment's follow-up is
+    never earlier than an earlier one's (fewer actions follow it), so the group's earliest follow-up is the one
+    of its first assignment."""
     query = select(_LA.follower_id.label("fid"), _LA.rep_id.label("rep"), func.min(_LA.at).label("at"),
-                   func.min(_LA.followed_up_at).label("fu")).where(within(_LA.at, win))  # fmt: skip
+                   func.min(_LA.followed_up_at).label("fu"), func.min(_LA.stage).label("stage"))  # fmt: skip
+    query = query.where(within(_LA.at, win))
     if rep is not None:
         query = query.where(_LA.rep_id == rep)
     return query.group_by(_LA.follower_id, _LA.rep_id).cte("followed")
 
 
-def _mql(order: list[str]) -> Any:
-    """A lead is an MQL when its stage is `mql` or later now (read from the follower row: a history look-up per
-    lead cost more than the rest of the report)."""
+def _mql(order: list[str], stage: Any) -> Any:
+    """A lead is an MQL when its stage is `mql` or later now (the assignment row's copy of the follower's stage:
+    a history look-up per lead, or even a look-up of each lead's row, cost more than the rest of the report)."""
     if MQL not in order:
         return literal(False)
-    return _F.stage.in_(order[order.index(MQL) :])
+    return stage.in_(order[order.index(MQL) :])
 
 
 def reps(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
@@ -129,9 +141,8 @@ def reps(session: Session, win: Window, rep: int | None = None, **_: Any) -> dic
     pg = dialect(session) == "postgresql"
     median = [func.percentile_cont(0.5).within_group(wait)] if pg else []
     counts = (
-        select(followed.c.rep, func.count(), func.sum(case((_mql(order), 1), else_=0)), func.count(followed.c.fu),
-               *median)
-        .join(Follower, Follower.id == followed.c.fid)
+        select(followed.c.rep, func.count(), func.sum(case((_mql(order, followed.c.stage), 1), else_=0)),
+               func.count(followed.c.fu), *median)
         .group_by(followed.c.rep)
     )  # fmt: skip
     stats = {r[0]: (r[1], int(r[2] or 0), r[3], r[4] if pg else None) for r in session.execute(counts)}

@@ -10,6 +10,7 @@ Three things change what those tables hold, and each one is handled where it hap
 - an entry of those kinds moved to another follower (a merge or its undo, one UPDATE of `follower_id`): the
   assignment rows follow their entries, and both followers' first entries and follow-ups are recomputed from
   their timelines.
+- a follower's stage changed (`followers.stage`): its assignment rows' copy follows.
 Nothing deletes timeline entries; `lead_assignments.activity_id` references its entry all the same.
 
 PostgreSQL: statement-level triggers with transition tables, so a batch of entries costs one set-based statement
@@ -24,19 +25,22 @@ _PG_REP = "CASE WHEN {0}.data->>'rep' ~ '^[0-9]{{1,9}}$' THEN ({0}.data->>'rep')
 _PG_INSERTED = f"""
 CREATE OR REPLACE FUNCTION report_marks_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO stage_entries (follower_id, stage, at)
-    SELECT n.follower_id, n.data->>'to', min(n.at) FROM new_rows n
+    INSERT INTO stage_entries (follower_id, stage, at, born)
+    SELECT n.follower_id, n.data->>'to', min(n.at), min(f.created_at) FROM new_rows n
+    JOIN followers f ON f.id = n.follower_id
     WHERE n.kind = 'stage_changed' AND n.data->>'to' IS NOT NULL
     GROUP BY n.follower_id, n.data->>'to'
     ON CONFLICT (follower_id, stage) DO UPDATE SET at = EXCLUDED.at WHERE EXCLUDED.at < stage_entries.at;
 
-    INSERT INTO lead_assignments (activity_id, follower_id, rep_id, at, followed_up_at)
+    INSERT INTO lead_assignments (activity_id, follower_id, rep_id, at, followed_up_at, stage)
     SELECT n.id, n.follower_id, n.rep, n.at,
            (SELECT min(a.at) FROM activities a
             WHERE a.kind = 'rep_action' AND a.follower_id = n.follower_id AND a.at >= n.at
-              AND {_PG_REP.format("a")} = n.rep)
+              AND {_PG_REP.format("a")} = n.rep),
+           f.stage
     FROM (SELECT r.id, r.follower_id, r.at, {_PG_REP.format("r")} AS rep FROM new_rows r
           WHERE r.kind = 'owner_assigned') n
+    JOIN followers f ON f.id = n.follower_id
     WHERE n.rep IS NOT NULL;
 
     UPDATE lead_assignments l SET followed_up_at = f.at
@@ -67,15 +71,25 @@ BEGIN
     UPDATE lead_assignments l SET follower_id = n.follower_id
     FROM new_rows n WHERE l.activity_id = n.id AND l.follower_id <> n.follower_id;
     DELETE FROM stage_entries WHERE follower_id = ANY(touched);
-    INSERT INTO stage_entries (follower_id, stage, at)
-    SELECT a.follower_id, a.data->>'to', min(a.at) FROM activities a
+    INSERT INTO stage_entries (follower_id, stage, at, born)
+    SELECT a.follower_id, a.data->>'to', min(a.at), min(f.created_at) FROM activities a
+    JOIN followers f ON f.id = a.follower_id
     WHERE a.kind = 'stage_changed' AND a.follower_id = ANY(touched) AND a.data->>'to' IS NOT NULL
     GROUP BY a.follower_id, a.data->>'to';
     UPDATE lead_assignments l SET followed_up_at = (
         SELECT min(a.at) FROM activities a
         WHERE a.kind = 'rep_action' AND a.follower_id = l.follower_id AND a.at >= l.at
-          AND {_PG_REP.format("a")} = l.rep_id)
+          AND {_PG_REP.format("a")} = l.rep_id),
+        stage = (SELECT f.stage FROM followers f WHERE f.id = l.follower_id)
     WHERE l.follower_id = ANY(touched);
+    RETURN NULL;
+END $$
+"""
+
+_PG_STAGE = """
+CREATE OR REPLACE FUNCTION report_marks_stage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE lead_assignments SET stage = NEW.stage WHERE follower_id = NEW.id;
     RETURN NULL;
 END $$
 """
@@ -89,27 +103,32 @@ CREATE = {
     "postgresql": [
         _PG_INSERTED,
         _PG_MOVED,
+        _PG_STAGE,
         "CREATE TRIGGER report_marks_inserted AFTER INSERT ON activities REFERENCING NEW TABLE AS new_rows"
         " FOR EACH STATEMENT EXECUTE FUNCTION report_marks_inserted()",
         "CREATE TRIGGER report_marks_moved AFTER UPDATE ON activities REFERENCING OLD TABLE AS old_rows"
         " NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION report_marks_moved()",
+        "CREATE TRIGGER report_marks_stage AFTER UPDATE OF stage ON followers FOR EACH ROW"
+        " WHEN (OLD.stage IS DISTINCT FROM NEW.stage) EXECUTE FUNCTION report_marks_stage()",
     ],
     "sqlite": [
         """CREATE TRIGGER report_stage_entry AFTER INSERT ON activities
         WHEN NEW.kind = 'stage_changed' AND json_extract(NEW.data, '$.to') IS NOT NULL
         BEGIN
-            INSERT INTO stage_entries (follower_id, stage, at)
-            VALUES (NEW.follower_id, json_extract(NEW.data, '$.to'), NEW.at)
+            INSERT INTO stage_entries (follower_id, stage, at, born)
+            VALUES (NEW.follower_id, json_extract(NEW.data, '$.to'), NEW.at,
+                    (SELECT created_at FROM followers WHERE id = NEW.follower_id))
             ON CONFLICT (follower_id, stage) DO UPDATE SET at = excluded.at WHERE excluded.at < stage_entries.at;
         END""",
         f"""CREATE TRIGGER report_lead_assigned AFTER INSERT ON activities
         WHEN NEW.kind = 'owner_assigned' AND json_type(NEW.data, '$.rep') = 'integer'
         BEGIN
-            INSERT INTO lead_assignments (activity_id, follower_id, rep_id, at, followed_up_at)
+            INSERT INTO lead_assignments (activity_id, follower_id, rep_id, at, followed_up_at, stage)
             VALUES (NEW.id, NEW.follower_id, {_SQLITE_REP.format("NEW")}, NEW.at,
                     (SELECT min(a.at) FROM activities a WHERE a.kind = 'rep_action'
                      AND a.follower_id = NEW.follower_id AND a.at >= NEW.at
-                     AND {_SQLITE_REP.format("a")} = {_SQLITE_REP.format("NEW")}));
+                     AND {_SQLITE_REP.format("a")} = {_SQLITE_REP.format("NEW")}),
+                    (SELECT stage FROM followers WHERE id = NEW.follower_id));
         END""",
         f"""CREATE TRIGGER report_rep_action AFTER INSERT ON activities
         WHEN NEW.kind = 'rep_action'
@@ -123,13 +142,20 @@ CREATE = {
         BEGIN
             UPDATE lead_assignments SET follower_id = NEW.follower_id WHERE activity_id = NEW.id;
             DELETE FROM stage_entries WHERE follower_id IN (OLD.follower_id, NEW.follower_id);
-            INSERT INTO stage_entries (follower_id, stage, at)
-            SELECT follower_id, json_extract(data, '$.to'), min(at) FROM activities
-            WHERE kind = 'stage_changed' AND follower_id IN (OLD.follower_id, NEW.follower_id)
-              AND json_extract(data, '$.to') IS NOT NULL
-            GROUP BY follower_id, json_extract(data, '$.to');
-            UPDATE lead_assignments SET followed_up_at = {_SQLITE_FOLLOW_UP}
+            INSERT INTO stage_entries (follower_id, stage, at, born)
+            SELECT a.follower_id, json_extract(a.data, '$.to'), min(a.at), min(f.created_at) FROM activities a
+            JOIN followers f ON f.id = a.follower_id
+            WHERE a.kind = 'stage_changed' AND a.follower_id IN (OLD.follower_id, NEW.follower_id)
+              AND json_extract(a.data, '$.to') IS NOT NULL
+            GROUP BY a.follower_id, json_extract(a.data, '$.to');
+            UPDATE lead_assignments SET followed_up_at = {_SQLITE_FOLLOW_UP},
+                stage = (SELECT f.stage FROM followers f WHERE f.id = lead_assignments.follower_id)
             WHERE follower_id IN (OLD.follower_id, NEW.follower_id);
+        END""",
+        """CREATE TRIGGER report_marks_stage AFTER UPDATE OF stage ON followers
+        WHEN OLD.stage IS NOT NEW.stage
+        BEGIN
+            UPDATE lead_assignments SET stage = NEW.stage WHERE follower_id = NEW.id;
         END""",
     ],
 }
@@ -138,9 +164,12 @@ DROP = {
     "postgresql": [
         "DROP TRIGGER IF EXISTS report_marks_moved ON activities",
         "DROP TRIGGER IF EXISTS report_marks_inserted ON activities",
+        "DROP TRIGGER IF EXISTS report_marks_stage ON followers",
+        "DROP FUNCTION IF EXISTS report_marks_stage()",
         "DROP FUNCTION IF EXISTS report_marks_moved()",
         "DROP FUNCTION IF EXISTS report_marks_inserted()",
     ],
     "sqlite": [f"DROP TRIGGER IF EXISTS {name}" for name in
-               ("report_stage_entry", "report_lead_assigned", "report_rep_action", "report_marks_moved")],
+               ("report_stage_entry", "report_lead_assigned", "report_rep_action", "report_marks_moved",
+                "report_marks_stage")],
 }  # fmt: skip

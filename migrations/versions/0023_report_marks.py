@@ -29,7 +29,9 @@ def upgrade() -> None:
         sa.Column("follower_id", BIG_ID, sa.ForeignKey("followers.id"), primary_key=True),
         sa.Column("stage", sa.String(length=32), primary_key=True),
         sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("born", sa.DateTime(), nullable=False),
     )
+    op.create_index("ix_stage_entries_born", "stage_entries", ["born", "follower_id", "stage", "at"])
     op.create_table(
         "lead_assignments",
         sa.Column("activity_id", BIG_ID, sa.ForeignKey("activities.id"), primary_key=True, autoincrement=False),
@@ -37,8 +39,11 @@ def upgrade() -> None:
         sa.Column("rep_id", sa.Integer(), nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("followed_up_at", sa.DateTime(), nullable=True),
+        sa.Column("stage", sa.String(length=32), nullable=True),
     )
-    op.create_index("ix_lead_assignments_at", "lead_assignments", ["at", "rep_id", "follower_id", "followed_up_at"])
+    op.create_index(
+        "ix_lead_assignments_at", "lead_assignments", ["at", "rep_id", "follower_id", "followed_up_at", "stage"]
+    )
     op.create_index("ix_lead_assignments_lead", "lead_assignments", ["follower_id", "rep_id", "at"])
     conn = op.get_bind()
     report_marks.backfill(conn)
@@ -50,4 +55,5 @@ def downgrade() -> None:
     op.drop_index("ix_lead_assignments_lead", table_name="lead_assignments")
     op.drop_index("ix_lead_assignments_at", table_name="lead_assignments")
     op.drop_table("lead_assignments")
+    op.drop_index("ix_stage_entries_born", table_name="stage_entries")
     op.drop_table("stage_entries")
