@@ -22,6 +22,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +32,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import segments as seg  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from foundation.db import Database  # noqa: E402
-from scrm import reports  # noqa: E402
+from scrm import report_marks, reports  # noqa: E402
 from scrm.report_sql import Window  # noqa: E402
+from welead.migrate import upgrade  # noqa: E402
 
 NOW, CHUNK, REPS = seg.NOW, seg.CHUNK, seg.REPS
 KINDS = ["text", "click", "view", "subscribe", "scan", "unsubscribe", "wecom_add", "wecom_del", "location"]
@@ -210,6 +213,36 @@ def _gist(out: dict) -> str:
     return f"{len(out['rows'])} rows"
 
 
+def load(url: str, loader, *args) -> None:
+    """Bulk-load as bench/segments.py does, with the report triggers (scrm/report_marks.py) off, then fill their
+    tables from the loaded timeline with the backfill migration 0023 runs: a COPY of 1.7M timeline rows is not
+    what the applier does, and the backfill is how an existing database gets them."""
+    upgrade(url)
+    db = Database(url)
+    with db.engine.begin() as conn:
+        report_marks.uninstall(conn)
+    loader(*args)
+    started = time.perf_counter()
+    with db.engine.begin() as conn:
+        report_marks.backfill(conn)
+        report_marks.install(conn)
+    with db.engine.connect() as conn:
+        counts = [
+            conn.scalar(select(func.count()).select_from(t))
+            for t in (report_marks.StageEntry.__table__, report_marks.LeadAssignment.__table__)
+        ]
+        if db.dialect == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "VACUUM ANALYZE stage_entries, lead_assignments"
+            )
+        else:
+            conn.exec_driver_sql("ANALYZE stage_entries")
+            conn.exec_driver_sql("ANALYZE lead_assignments")
+    print(f"  report marks backfilled in {time.perf_counter() - started:.1f}s: {counts[0]:,} stage entries, "
+          f"{counts[1]:,} assignments")  # fmt: skip
+    db.engine.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=0.1, help="1.0 = 1M followers, 10M interactions (default 0.1)")
@@ -227,12 +260,16 @@ def main() -> None:
             if not args.reuse:
                 path.unlink(missing_ok=True)
                 print(f"\nloading SQLite {path}")
-                seg.load_sqlite(path, n_f, n_i, args.seed, TABLES, batches)
+                load(f"sqlite:///{path}", seg.load_sqlite, path, n_f, n_i, args.seed, TABLES, batches)
+            else:
+                upgrade(f"sqlite:///{path}")  # data generated before migration 0023 gets its backfill here
             time_reports(Database(f"sqlite:///{path}"), f"SQLite {sqlite3.sqlite_version}")
         if args.database_url:
             if not args.reuse:
                 print("\nloading PostgreSQL")
-                seg.load_postgres(args.database_url, n_f, n_i, args.seed, TABLES, batches)
+                load(args.database_url, seg.load_postgres, args.database_url, n_f, n_i, args.seed, TABLES, batches)
+            else:
+                upgrade(args.database_url)
             time_reports(Database(args.database_url), "PostgreSQL")
 
 
