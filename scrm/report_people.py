@@ -39,25 +39,32 @@ def _cohort(win: Window, rep: int | None) -> list[Any]:
     return where + ([_F.owner_id == rep] if rep is not None else [])
 
 
-def _entries(order: list[str], win: Window, rep: int | None) -> Any:
-    """Per cohort follower with stored first entries (scrm.report_marks: at most one row per stage, with the
-    follower's creation, so the cohort's rows are one index range): the highest stage it was ever moved to and
-    when it first entered each stage. A rep's cohort is small: its followers' ids bound the rows instead."""
+def _marks(order: list[str]) -> list[Any]:
+    """Over a follower's stored first entries (scrm.report_marks: at most one row per stage): the highest stage it
+    was ever moved to, and when it first entered each stage after the first."""
     firsts = [func.max(case((_SE.stage == name, _SE.at))).label(f"t{i}") for i, name in enumerate(order) if i]
-    where = [within(_SE.born, win)]
-    if rep is not None:
-        where.append(_SE.follower_id.in_(select(_F.id).where(*_cohort(win, rep))))
-    query = select(_SE.follower_id.label("fid"), func.max(_index(_SE.stage, order)).label("ever"), *firsts)
-    return query.where(*where).group_by(_SE.follower_id).subquery("entries")
+    return [func.max(_index(_SE.stage, order)).label("ever"), *firsts]
 
 
 def _per_follower(order: list[str], win: Window, rep: int | None) -> Any:
     """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
-    entered each stage (t0 = its creation)."""
-    entries = _entries(order, win, rep)
-    firsts = [entries.c[f"t{i}"] for i in range(1, len(order))]
+    entered each stage (t0 = its creation). The whole account: the cohort's entries are one range of
+    `ix_stage_entries_born` (each carries its follower's creation), grouped, then joined to the cohort; a rep's
+    cohort is small: each of its followers' entries by primary key."""
+    now = _index(_F.stage, order).label("now")
+    if rep is not None:
+        return (
+            select(now, _F.created_at.label("t0"), *_marks(order))
+            .select_from(Follower)
+            .outerjoin(StageEntry, _SE.follower_id == _F.id)
+            .where(*_cohort(win, rep))
+            .group_by(_F.id, _F.stage, _F.created_at)
+            .cte("per")
+        )
+    query = select(_SE.follower_id.label("fid"), *_marks(order)).where(within(_SE.born, win))
+    entries = query.group_by(_SE.follower_id).subquery("entries")
     return (
-        select(_index(_F.stage, order).label("now"), entries.c.ever, _F.created_at.label("t0"), *firsts)
+        select(now, _F.created_at.label("t0"), *[c for c in entries.c if c.name != "fid"])
         .select_from(Follower)
         .outerjoin(entries, entries.c.fid == _F.id)
         .where(*_cohort(win, rep))
