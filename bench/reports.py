@@ -22,6 +22,7 @@ import random
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +32,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import segments as seg  # noqa: E402
+from sqlalchemy import func, insert, select  # noqa: E402
 
 from foundation.db import Database  # noqa: E402
-from scrm import reports  # noqa: E402
+from scrm import report_marks, reports  # noqa: E402
+from scrm.models import Activity  # noqa: E402
 from scrm.report_sql import Window  # noqa: E402
+from welead.migrate import upgrade  # noqa: E402
 
 NOW, CHUNK, REPS = seg.NOW, seg.CHUNK, seg.REPS
 KINDS = ["text", "click", "view", "subscribe", "scan", "unsubscribe", "wecom_add", "wecom_del", "location"]
@@ -196,6 +200,36 @@ def time_reports(db: Database, label: str) -> None:
         print(f"  {name}: {', '.join(seg.indexes_used(plan)) or '(none)'}")
 
 
+def write_cost(db: Database, label: str, n_followers: int, batches: int = 100, size: int = 100) -> None:
+    """What the report triggers add to the writes that carry timeline entries: the same batches (as the applier
+    inserts its notes: one statement per batch) with the triggers and without, each run in a transaction that is
+    rolled back, so the data set stays as it was. A quarter each: stage changes, assignments, rep actions, tags."""
+    rnd = random.Random(7)
+    kinds = [("stage_changed", lambda: {"from": "new", "to": rnd.choice(STAGES[1:])}),
+             ("owner_assigned", lambda: {"rep": rnd.randint(1, REPS), "via": "code"}),
+             ("rep_action", lambda: {"rep": rnd.randint(1, REPS), "action": "followed_up"}),
+             ("tag_added", lambda: {"tag": "vip"})]  # fmt: skip
+    row = lambda b, kind, make: {"follower_id": 1 + int(rnd.random() * n_followers), "kind": kind,  # noqa: E731
+                                 "at": NOW + timedelta(seconds=b), "data": make()}  # fmt: skip
+    work = [[row(b, *kinds[i % 4]) for i in range(size)] for b in range(batches)]
+    took = {}
+    for triggers in (True, False, True, False):
+        with db.engine.connect() as conn:
+            tx = conn.begin()
+            if not triggers:
+                report_marks.uninstall(conn)
+            started = time.perf_counter()
+            for rows in work:
+                conn.execute(insert(Activity.__table__), rows)
+            took[triggers] = min(took.get(triggers, 1e9), time.perf_counter() - started)
+            tx.rollback()
+    per = {k: v / (batches * size) * 1e6 for k, v in took.items()}
+    print(
+        f"\n{label}: {batches} batches of {size} timeline rows inserted, best of two: with the report triggers "
+        f"{took[True]:.2f}s ({per[True]:.0f} us/row), without {took[False]:.2f}s ({per[False]:.0f} us/row)"
+    )
+
+
 def _gist(out: dict) -> str:
     if out["report"] == "sources":
         return f"gained {out['totals']['gained']:,} lost {out['totals']['lost']:,}, {len(out['rows']):,} rows"
@@ -208,6 +242,36 @@ def _gist(out: dict) -> str:
     if out["report"] == "journeys":
         return f"{sum(j['entered'] for j in out['journeys']):,} runs"
     return f"{len(out['rows'])} rows"
+
+
+def load(url: str, loader, *args) -> None:
+    """Bulk-load as bench/segments.py does, with the report triggers (scrm/report_marks.py) off, then fill their
+    tables from the loaded timeline with the backfill migration 0023 runs: a COPY of 1.7M timeline rows is not
+    what the applier does, and the backfill is how an existing database gets them."""
+    upgrade(url)
+    db = Database(url)
+    with db.engine.begin() as conn:
+        report_marks.uninstall(conn)
+    loader(*args)
+    started = time.perf_counter()
+    with db.engine.begin() as conn:
+        report_marks.backfill(conn)
+        report_marks.install(conn)
+    with db.engine.connect() as conn:
+        counts = [
+            conn.scalar(select(func.count()).select_from(t))
+            for t in (report_marks.StageEntry.__table__, report_marks.LeadAssignment.__table__)
+        ]
+        if db.dialect == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "VACUUM ANALYZE stage_entries, lead_assignments"
+            )
+        else:
+            conn.exec_driver_sql("ANALYZE stage_entries")
+            conn.exec_driver_sql("ANALYZE lead_assignments")
+    print(f"  report marks backfilled in {time.perf_counter() - started:.1f}s: {counts[0]:,} stage entries, "
+          f"{counts[1]:,} assignments")  # fmt: skip
+    db.engine.dispose()
 
 
 def main() -> None:
@@ -227,13 +291,19 @@ def main() -> None:
             if not args.reuse:
                 path.unlink(missing_ok=True)
                 print(f"\nloading SQLite {path}")
-                seg.load_sqlite(path, n_f, n_i, args.seed, TABLES, batches)
+                load(f"sqlite:///{path}", seg.load_sqlite, path, n_f, n_i, args.seed, TABLES, batches)
+            else:
+                upgrade(f"sqlite:///{path}")  # data generated before migration 0023 gets its backfill here
             time_reports(Database(f"sqlite:///{path}"), f"SQLite {sqlite3.sqlite_version}")
+            write_cost(Database(f"sqlite:///{path}"), f"SQLite {sqlite3.sqlite_version}", n_f)
         if args.database_url:
             if not args.reuse:
                 print("\nloading PostgreSQL")
-                seg.load_postgres(args.database_url, n_f, n_i, args.seed, TABLES, batches)
+                load(args.database_url, seg.load_postgres, args.database_url, n_f, n_i, args.seed, TABLES, batches)
+            else:
+                upgrade(args.database_url)
             time_reports(Database(args.database_url), "PostgreSQL")
+            write_cost(Database(args.database_url), "PostgreSQL", n_f)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The funnel (stages reached, conversion, median time between stages) and the rep leaderboard (leads, MQLs,
-median time to first follow-up), from the timeline's history rather than from today's snapshot.
+median time to first follow-up), from the timeline's history rather than from today's snapshot: read from what
+scrm.report_marks stores as each entry is written (first entry per stage, first follow-up per assignment), which
+holds exactly what these definitions derive from the timeline.
 
 - **Funnel.** The cohort is the followers created in the window (a rep: its own leads). A follower reached a stage
   if it is at or past it now, or a `stage_changed` entry ever moved it there or past it (a demoted lead still
@@ -15,16 +17,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from scrm import rep_view
-from scrm.models import Activity, Follower, Rep
-from scrm.rep_actions import KIND as REP_ACTION
+from scrm.models import Follower, Rep
+from scrm.report_marks import LeadAssignment, StageEntry
 from scrm.report_sql import Window, dialect, greatest, medians, ratio, seconds_between, within
 
-_A, _F = Activity.__table__.c, Follower.__table__.c
-STAGE_CHANGED, ASSIGNED = "stage_changed", "owner_assigned"
+_F, _SE, _LA = Follower.__table__.c, StageEntry.__table__.c, LeadAssignment.__table__.c
 MQL = "mql"
 
 
@@ -33,30 +34,42 @@ def _index(column: Any, order: list[str]) -> Any:
     return case({name: i for i, name in enumerate(order)}, value=column, else_=-1)
 
 
-def _to() -> Any:
-    return _A.data["to"].as_string()
-
-
 def _cohort(win: Window, rep: int | None) -> list[Any]:
     where = [within(_F.created_at, win), _F.merged_into.is_(None)]
     return where + ([_F.owner_id == rep] if rep is not None else [])
 
 
-def _per_follower(order: list[str], where: list[Any], win: Window) -> Any:
+def _marks(order: list[str]) -> list[Any]:
+    """Over a follower's stored first entries (scrm.report_marks: at most one row per stage): the highest stage it
+    was ever moved to, and when it first entered each stage after the first."""
+    firsts = [func.max(case((_SE.stage == name, _SE.at))).label(f"t{i}") for i, name in enumerate(order) if i]
+    return [func.max(_index(_SE.stage, order)).label("ever"), *firsts]
+
+
+def _per_follower(order: list[str], win: Window, rep: int | None) -> Any:
     """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
-    entered each stage (t0 = its creation), in one pass over its `stage_changed` entries (all at or after its
-    creation, so at or after the window's start: the time bound lets the index skip older history)."""
-    moved = and_(_A.follower_id == _F.id, _A.kind == STAGE_CHANGED, _A.at >= win.start)
-    firsts = [func.min(case((_to() == name, _A.at))).label(f"t{i}") for i, name in enumerate(order) if i]
+    entered each stage (t0 = its creation). The whole account: the cohort's entries are one range of
+    `ix_stage_entries_born` (each carries its follower's creation), grouped, then joined to the cohort; a rep's
+    cohort is small: each of its followers' entries by primary key."""
+    now = _index(_F.stage, order).label("now")
+    if rep is not None:
+        return (
+            select(now, _F.created_at.label("t0"), *_marks(order))
+            .select_from(Follower)
+            .outerjoin(StageEntry, _SE.follower_id == _F.id)
+            .where(*_cohort(win, rep))
+            .group_by(_F.id, _F.stage, _F.created_at)
+            .cte("per")
+        )
+    query = select(_SE.follower_id.label("fid"), *_marks(order)).where(within(_SE.born, win))
+    entries = query.group_by(_SE.follower_id).subquery("entries")
     return (
-        select(_index(_F.stage, order).label("now"), func.max(_index(_to(), order)).label("ever"),
-               _F.created_at.label("t0"), *firsts)
+        select(now, _F.created_at.label("t0"), *[c for c in entries.c if c.name != "fid"])
         .select_from(Follower)
-        .outerjoin(Activity, moved)
-        .where(*where)
-        .group_by(_F.id, _F.stage, _F.created_at)
+        .outerjoin(entries, entries.c.fid == _F.id)
+        .where(*_cohort(win, rep))
         .cte("per")
-    )  # fmt: skip
+    )
 
 
 def _gap(session: Session, per: Any, i: int) -> Any:
@@ -67,7 +80,7 @@ def _gap(session: Session, per: Any, i: int) -> Any:
 
 def _funnel_numbers(session: Session, order: list[str], win: Window, rep: int | None) -> tuple[list[int], dict]:
     """(followers that reached each stage, {stage index: median seconds from the previous one})."""
-    per = _per_follower(order, _cohort(win, rep), win)
+    per = _per_follower(order, win, rep)
     top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
     reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
     reached[0] = func.count()
@@ -107,48 +120,36 @@ def _round(value: float | None) -> float | None:
 # --- reps --------------------------------------------------------------------------------------------------------
 
 
-def _leads(win: Window, rep: int | None) -> Any:
-    """(lead, rep, first assignment in the window) for every `owner_assigned` entry in it."""
-    to_rep = _A.data["rep"].as_integer()
-    query = select(_A.follower_id.label("fid"), to_rep.label("rep"), func.min(_A.at).label("at"))
-    query = query.where(_A.kind == ASSIGNED, within(_A.at, win))
+def _followed(win: Window, rep: int | None) -> Any:
+    """(lead, rep, first assignment in the window, first follow-up after it or NULL, stage now) from the stored
+    assignments (scrm.report_marks; every row of a lead has its one stage). A later assignment's follow-up is
+    never earlier than an earlier one's (fewer actions follow it), so the group's earliest follow-up is the one
+    of its first assignment."""
+    query = select(_LA.follower_id.label("fid"), _LA.rep_id.label("rep"), func.min(_LA.at).label("at"),
+                   func.min(_LA.followed_up_at).label("fu"), func.min(_LA.stage).label("stage"))  # fmt: skip
+    query = query.where(within(_LA.at, win))
     if rep is not None:
-        query = query.where(to_rep == rep)
-    return query.group_by(_A.follower_id, to_rep).cte("leads")
+        query = query.where(_LA.rep_id == rep)
+    return query.group_by(_LA.follower_id, _LA.rep_id).cte("followed")
 
 
-def _followed(leads: Any, win: Window) -> Any:
-    """Each lead with the first `rep_action` of its rep on it at or after the assignment (NULL if none yet); the
-    window's start bounds the actions read (an assignment in the window is after it)."""
-    act = Activity.__table__.alias("act")
-    by_rep = and_(act.c.follower_id == leads.c.fid, act.c.kind == REP_ACTION, act.c.at >= win.start,
-                  act.c.at >= leads.c.at, act.c.data["rep"].as_integer() == leads.c.rep)  # fmt: skip
-    return (
-        select(leads.c.fid, leads.c.rep, leads.c.at, func.min(act.c.at).label("fu"))
-        .select_from(leads.outerjoin(act, by_rep))
-        .group_by(leads.c.fid, leads.c.rep, leads.c.at)
-        .cte("followed")
-    )
-
-
-def _mql(order: list[str]) -> Any:
-    """A lead is an MQL when its stage is `mql` or later now (read from the follower row: a history look-up per
-    lead cost more than the rest of the report)."""
+def _mql(order: list[str], stage: Any) -> Any:
+    """A lead is an MQL when its stage is `mql` or later now (the assignment row's copy of the follower's stage:
+    a history look-up per lead, or even a look-up of each lead's row, cost more than the rest of the report)."""
     if MQL not in order:
         return literal(False)
-    return _F.stage.in_(order[order.index(MQL) :])
+    return stage.in_(order[order.index(MQL) :])
 
 
 def reps(session: Session, win: Window, rep: int | None = None, **_: Any) -> dict[str, Any]:
     order = rep_view.stage_names(session)
-    followed = _followed(_leads(win, rep), win)
+    followed = _followed(win, rep)
     wait = seconds_between(session, followed.c.at, followed.c.fu)
     pg = dialect(session) == "postgresql"
     median = [func.percentile_cont(0.5).within_group(wait)] if pg else []
     counts = (
-        select(followed.c.rep, func.count(), func.sum(case((_mql(order), 1), else_=0)), func.count(followed.c.fu),
-               *median)
-        .join(Follower, Follower.id == followed.c.fid)
+        select(followed.c.rep, func.count(), func.sum(case((_mql(order, followed.c.stage), 1), else_=0)),
+               func.count(followed.c.fu), *median)
         .group_by(followed.c.rep)
     )  # fmt: skip
     stats = {r[0]: (r[1], int(r[2] or 0), r[3], r[4] if pg else None) for r in session.execute(counts)}

@@ -15,6 +15,7 @@ from scrm import (  # noqa: F401  (codes, deliveries, core, tags)
     notification_models,
     referral_models,
     report_indexes,
+    report_marks,
     tags,
 )
 from scrm.playbook import models as playbook_models  # noqa: F401  (playbook, scores, segments)
