@@ -6,7 +6,7 @@ batch, for every batch); with id in the index it reads the first 500 entries (0.
 with the rowid (the id), so it only gets the same definition.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 """
 
 from alembic import op
