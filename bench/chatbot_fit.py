@@ -30,7 +30,7 @@ FOLDS = 5
 L2_RANK = 0.01
 _NAMES = (
     "qmax entry pinyin qcov keycov pincov bicov length known strange unexplained isolated offtopic foreign"
-    " subject subject_q subject_known"
+    " subject subject_q subject_known subject_pin subject_pin_q"
 )
 RANK_NAMES = tuple(_NAMES.split())
 L2_ACCEPT = 0.003  # chosen out of fold on dev among 0.001-0.1 (balanced objective)
