@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Fits the FAQ matcher's weights on the development questions (the dev part of bench/chatbot/eval.yaml and
-bench/chatbot/dev_extra.yaml; train_extra.yaml only trains the accept model) and writes scrm/faq_weights.py.
+"""Fits the FAQ matcher's weights on the development questions (the dev part of bench/chatbot/eval.yaml,
+bench/chatbot/dev_extra.yaml and dev_fresh.yaml; train_extra.yaml only trains the accept model) and writes
+scrm/faq_weights.py. dev_fresh is reported apart: it is judged in aggregate only, never item by item.
 
     .venv/bin/python bench/chatbot_fit.py [--objective targets|balanced|correct] [--dry-run]
 
