@@ -24,6 +24,7 @@ FAQ = ROOT / "playbooks" / "faq_demo.yaml"
 EVAL = ROOT / "bench" / "chatbot" / "eval.yaml"
 EXTRA = ROOT / "bench" / "chatbot" / "train_extra.yaml"
 DEV_EXTRA = ROOT / "bench" / "chatbot" / "dev_extra.yaml"
+DEV_FRESH = ROOT / "bench" / "chatbot" / "dev_fresh.yaml"
 OUT = "_out"  # the expected id of an out-of-scope question
 
 
@@ -58,11 +59,14 @@ def load_extra() -> list[Item]:
     return [Item(str(q), None) for q in yaml.safe_load(EXTRA.read_text())[OUT]]
 
 
-def load_dev_extra() -> list[Item]:
-    """More development questions, in scope and out (bench/chatbot/dev_extra.yaml): fitted and cross-validated on
-    with the dev part, never in the held-out table."""
-    data = yaml.safe_load(DEV_EXTRA.read_text())
-    return [Item(str(q), None if key == OUT else key) for key, qs in data.items() for q in qs or []]
+def load_dev_extra(paths: tuple[Path, ...] = (DEV_EXTRA, DEV_FRESH)) -> list[Item]:
+    """More development questions, in scope and out (bench/chatbot/dev_extra.yaml and dev_fresh.yaml): fitted and
+    cross-validated on with the dev part, never in the held-out table."""
+    items = []
+    for path in paths:
+        data = yaml.safe_load(path.read_text())
+        items += [Item(str(q), None if key == OUT else key) for key, qs in data.items() for q in qs or []]
+    return items
 
 
 @dataclass

@@ -58,7 +58,7 @@ def run_index(index: Index, items: list) -> list[Outcome]:
 
 
 def cross_validated() -> list[Outcome]:
-    """scrm.faq_match over the development questions (dev part + dev_extra.yaml), each decided by a ranker and an
+    """scrm.faq_match over the development questions (dev part + dev_extra + dev_fresh), each decided by a ranker and an
     accept model fitted without its fold (bench/chatbot_fit.py), at the fitted threshold; no timing."""
     index = Index.build(load_faq())
     items, rows, extra = development(index)
@@ -118,7 +118,8 @@ def main() -> None:
     print(f"\nscrm.faq_match 95% intervals: {intervals(ours)}")
     print(f"\n(baselines and build took {time.perf_counter() - t:.1f} s)")
     dev_all = load_eval("dev") + load_dev_extra()
-    print(f"\nDevelopment ({len(dev_all)} questions: dev part + dev_extra.yaml), scrm.faq_match 5-fold out of fold;")
+    parts = "dev part + dev_extra + dev_fresh"
+    print(f"\nDevelopment ({len(dev_all)} questions: {parts}), scrm.faq_match 5-fold out of fold;")
     print("baselines with their best threshold on these same questions (in sample)\n")
     print(HEADER)
     print(table_row("jieba + BM25 (rank-bm25), in-sample threshold", run_baseline(bm25, dev_all, dev_all)))

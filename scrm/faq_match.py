@@ -220,6 +220,7 @@ class Index:
         foreign = float(any(w in text for w in self._foreign))
         subj = self._char.weights(char_grams(subject(runs)))  # what it is about, the template taken out
         subj_known = _coverage(subj, self._char.idf.keys()) if subj else 1.0
+        subj_pin = self._pin.weights(pinyin_grams(subject(runs)))  # the subject as it sounds: 被份 meets 备份
         out = []
         for i, _ in first.most_common(CANDIDATES):
             feats = [
@@ -241,6 +242,8 @@ class Index:
                 _coverage(subj, _Grams(self._char, i)) if subj else 1.0,
                 max((_coverage(subj, v) for v in self._q_char[i]), default=0.0) if subj else 1.0,
                 subj_known,
+                _coverage(subj_pin, _Grams(self._pin, i)) if subj_pin else 1.0,
+                max((_coverage(subj_pin, v) for v in self._q_pin[i]), default=0.0) if subj_pin else 1.0,
             ]
             out.append((i, feats))
         return out

@@ -31,16 +31,24 @@ _FILLERS = re.compile(
     "那个|这个|就是|的话|大概|大约|呢|吗|嘛|啊|呀|吧|哦|哈|嗯|啦|呗|的|了|么"
 )
 # How a question is asked, not what about: "数据线多少钱" shares only 多少钱 with the pricing entry. Multi-character
-# only, so no word loses a character (功能 keeps its 能).
+# only, so no word loses a character (功能 keeps its 能); 怎 and 什 are what the fillers leave of 怎么 and 什么.
 _TEMPLATE = re.compile(
     "多少钱|多少|怎么办|怎么样|怎么|如何|能不能|可不可以|可以|支持|有没有|没有|什么|哪里|哪个|哪些|几点|多久|多长时间|"
-    "是不是|需要|会不会|能否|是否"
+    "是不是|需要|会不会|能否|是否|怎样|怎|什"
 )
 _GREETINGS = re.compile(
     "^(?:你好|您好|哈喽|嗨|在吗|在不在|在么|有人吗|有人在吗|谢谢|多谢|感谢|谢了|好的|好|嗯|恩|哦|噢|收到|知道了|明白|"
     "早上好|上午好|中午好|下午好|晚上好|早安|晚安|早|再见|拜拜|辛苦了|哈|呵|嘿|哈哈|呵呵|老师|客服|小编|亲|请问|"
     "打扰了|麻烦了|不客气|没事了|没问题|ok|了|啊|呀|吗|呢|啦|嘛|哟|哇|的|吧|么|喂|hi|hello|你们好|大家好|新年快乐|"
-    "节日快乐|中秋快乐|国庆快乐|辛苦|棒|赞|厉害|牛|好滴|好哒|可以|行|对|是的|嗯嗯|好嘞|ok了|你|您|大家|各位|老板|美女|帅哥|小姐姐|朋友)+$"
+    "节日快乐|中秋快乐|国庆快乐|辛苦|棒|赞|厉害|牛|好滴|好哒|可以|行|对|是的|嗯嗯|好嘞|ok了|你|您|大家|各位|老板|美女|帅哥|小姐姐|朋友|"
+    "不用了|不用|先看看|看看|随便看看|明天见|回头见|下次聊|回头聊|晚点聊|稍等|等一下|等等|好吧|行吧|算了|没事|知道啦|了解|懂了|多谢|谢啦|哈哈哈|嘻嘻|我先|先)+$"
+)
+
+# Questions to the bot about itself (你是机器人吗, 你叫什么, 你几岁了) are small talk too: "你", never "你们"
+# (the vendor).
+_ABOUT_BOT = re.compile(
+    "^(?:你|您)(?:是不是|是|叫|算)(?:谁|什么|真人|人|机器人|人工智能|智能|智能客服|男|女|哪里人|ai)|"
+    "^(?:你|您)(?:几岁|多大|多少岁|叫什么|有名字|会不会聊天|吃饭|在干|干什么呢|喜欢)"
 )
 
 
@@ -106,7 +114,7 @@ def is_greeting(normalised: str) -> bool:
     letters = "".join(_CJK.findall(normalised))
     if not letters:  # emoji or stickers only are small talk; bare punctuation (?, ]]>) is not
         return any(unicodedata.category(c) in ("So", "Sk") for c in normalised)
-    return bool(_GREETINGS.match(letters))
+    return bool(_GREETINGS.match(letters)) or (bool(_ABOUT_BOT.match(letters)) and len(letters) <= 12)
 
 
 def char_grams(runs: list[str]) -> list[str]:

@@ -191,3 +191,20 @@ def test_foreign_subjects_known_to_the_faq_stay_in_scope() -> None:
     plain = Index.build(demo_entries())
     shop = Index.build([*demo_entries(), Entry("mt", ("能在美团上买吗",), "美团店铺有售。")])
     assert "美团" in plain._foreign and "美团" not in shop._foreign
+
+
+@pytest.mark.parametrize("text", ["你是机器人吗", "你是真人吗？", "你叫什么名字", "您是AI吗", "你多大了"])
+def test_questions_to_the_bot_about_itself_are_small_talk(index: Index, text: str) -> None:
+    assert index.ask(text).kind == "greeting"
+
+
+def test_questions_about_the_vendor_or_its_bot_are_not_small_talk(index: Index) -> None:
+    """The vendor (你们) and its product's bot are subjects: only 你 asking about itself is small talk."""
+    assert index.ask("你们是做什么的").entry_id == "what_is"
+    assert index.ask("你们的机器人能自动回复客户吗").kind != "greeting"
+    assert index.ask("你是做什么的").kind != "greeting"
+
+
+def test_regional_spellings_are_normalised() -> None:
+    assert normalise("資料能匯出嗎") == normalise("资料能导出吗")
+    assert "软件" in normalise("軟體")
