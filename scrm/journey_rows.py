@@ -41,6 +41,11 @@ class RunRow:
     since: datetime | None
 
 
+def columns() -> tuple[Any, ...]:
+    """The columns a `RunRow` is made of, in its order (for selects of runs elsewhere)."""
+    return _COLUMNS
+
+
 def due(session: Session, now: datetime, limit: int) -> list[RunRow]:
     """Up to `limit` runs due at `now`, oldest due first, locked (PostgreSQL: SKIP LOCKED, runners share the work)."""
     query = select(*_COLUMNS).where(_R.state == RUNNING, _R.due_at <= now).order_by(_R.due_at, _R.id).limit(limit)

@@ -137,6 +137,18 @@ class Stepper:
                 if run.state != RUNNING or not self._next(run, journey, engine):
                     break
 
+    def recheck(self, run: RunRow, follower: Follower) -> bool:
+        """A waiting run's goal and exits, now (scrm.journey_recheck): True when the run ended; otherwise it keeps
+        waiting as it was, marked as looked at."""
+        journey = self._journey(run)
+        if journey is not None and self.book is not None:
+            assert self.shared is not None, "prepare() first"
+            ctx = BatchContext(self.session, follower, self.shared)
+            if self._stopped(run, journey, Run(self.book, ctx, scope="", now=self.now)):
+                return True
+        run.updated_at = self.now
+        return False
+
     def _next(self, run: RunRow, journey: Journey, engine: Run) -> bool:
         """One step; False when the run waits or ended."""
         path = run.position

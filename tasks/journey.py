@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from foundation.services import services
-from scrm import journey_entry, journeys
+from scrm import journey_entry, journey_recheck, journeys
 from tasks.queue import push
 from tasks.registry import GiveUp, task
 from tasks.send import rules
@@ -47,7 +47,8 @@ def run_batch(batch: int = BATCH) -> journeys.Outcome:
 
 
 def tick(batch: int = BATCH, budget: float = BUDGET) -> dict[str, int]:
-    """Segment entries, then due runs batch after batch until none is due or the budget is spent."""
+    """Segment entries, then due runs batch after batch until none is due or the budget is spent, then (at most
+    every journey_recheck.EVERY) the goals and exits of waiting runs whose follower changed."""
     svc = services()
     with svc.db.transaction() as session:
         entered = journey_entry.enter_segments(session)
@@ -59,4 +60,19 @@ def tick(batch: int = BATCH, budget: float = BUDGET) -> dict[str, int]:
         done["steps"] += out.steps
         if out.runs < batch:
             break
+    if time.monotonic() < deadline:
+        done["rechecked"] = recheck_waiting(batch)
     return done
+
+
+_LAST_RECHECK = [float("-inf")]
+
+
+def recheck_waiting(batch: int = BATCH) -> int:
+    """One batch of waiting runs' goals and exits (scrm.journey_recheck), unless this process did one less than
+    `EVERY` ago; the runs ended."""
+    if time.monotonic() - _LAST_RECHECK[0] < journey_recheck.EVERY.total_seconds():
+        return 0
+    _LAST_RECHECK[0] = time.monotonic()
+    with services().db.transaction() as session:
+        return journey_recheck.recheck(session, limit=batch, rules=rules())["ended"]

@@ -86,7 +86,7 @@ def migrate(name: str, source: int, target: int) -> None:
 @click.option("--idle", type=float, default=1.0, show_default=True, help="Seconds to sleep when nothing is due.")
 def run(batch: int, once: bool, idle: float) -> None:
     """A step runner: due runs in batches of one transaction each (several runners share the work)."""
-    from tasks.journey import run_batch
+    from tasks.journey import recheck_waiting, run_batch
 
     # What the app loaded (models, playbook grammar, SQLAlchemy's metadata) lives as long as the process: out of
     # the collector's sight, its full collections stop walking it after every few batches (~20% more steps/s).
@@ -97,5 +97,5 @@ def run(batch: int, once: bool, idle: float) -> None:
             click.echo(f"{out.runs} runs, {out.steps} steps")
         elif once:
             return
-        else:
+        elif not recheck_waiting(batch):  # nothing due: waiting runs' goals and exits (at most every minute)
             time.sleep(idle)
