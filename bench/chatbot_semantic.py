@@ -98,10 +98,10 @@ def with_candidate_similarity(rows: list, sims: tuple) -> list:
     return out
 
 
-def out_of_fold(rows: list, extra: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, np.ndarray]:
+def out_of_fold(rows: list, extra: list, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, np.ndarray]:
     """cross_fit's scheme, keeping each row's winner and runner-up: (accept inputs, labels, fold, winners, in-scope)."""
     everything = rows + extra
-    rng = random.Random(7)
+    rng = random.Random(seed)  # 7: chatbot_fit's folds
     folds = np.array([rng.randrange(FOLDS) for _ in everything])
     xs, ys, winners = [None] * len(everything), [None] * len(everything), [None] * len(everything)
     for k in range(FOLDS):
@@ -169,13 +169,14 @@ def choose(p1, p2, y, y2, inside, greet, cap: float = 1.0) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7, help="fold assignment (7: chatbot_fit's)")
     parser.add_argument("--rerank", action="store_true", help="e5 cosines as ranker features too")
     parser.add_argument("--max-deferred", type=float, default=1.0, help="largest share of questions in the band")
     args = parser.parse_args()
     faq = load_faq()
     index = Index.build(faq)
     items, rows, extra = development(index)
-    x1, y, folds, winners, inside_all = out_of_fold(rows, extra)
+    x1, y, folds, winners, inside_all = out_of_fold(rows, extra, args.seed)
     emb = Embedder()
     start = time.perf_counter()
     sims = similarities(emb, faq, rows + extra)
@@ -188,7 +189,7 @@ def main() -> None:
     y2_all = y
     if args.rerank:  # the second opinion also re-ranks: e5 cosines as ranker features, its own winners
         both = with_candidate_similarity(rows + extra, sims)
-        x1b, y2_all, _, winners, _ = out_of_fold(both[: len(rows)], both[len(rows) :])
+        x1b, y2_all, _, winners, _ = out_of_fold(both[: len(rows)], both[len(rows) :], args.seed)
         x2 = np.hstack([x1b[:, :-1], semantic_features(sims, winners), x1b[:, -1:]])
     else:
         x2 = np.hstack([x1[:, :-1], semantic_features(sims, winners), x1[:, -1:]])  # the bias stays last
