@@ -252,6 +252,7 @@ def load(url: str, loader, *args) -> None:
     db = Database(url)
     with db.engine.begin() as conn:
         report_marks.uninstall(conn)
+    db.engine.dispose()  # SQLite: the loader switches the journal off, which needs the file to itself
     loader(*args)
     started = time.perf_counter()
     with db.engine.begin() as conn:
@@ -262,13 +263,10 @@ def load(url: str, loader, *args) -> None:
             conn.scalar(select(func.count()).select_from(t))
             for t in (report_marks.StageEntry.__table__, report_marks.LeadAssignment.__table__)
         ]
-        if db.dialect == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                "VACUUM ANALYZE stage_entries, lead_assignments"
-            )
-        else:
-            conn.exec_driver_sql("ANALYZE stage_entries")
-            conn.exec_driver_sql("ANALYZE lead_assignments")
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        analyze = "VACUUM ANALYZE" if db.dialect == "postgresql" else "ANALYZE"
+        for table in ("stage_entries", "lead_assignments"):
+            conn.exec_driver_sql(f"{analyze} {table}")
     print(f"  report marks backfilled in {time.perf_counter() - started:.1f}s: {counts[0]:,} stage entries, "
           f"{counts[1]:,} assignments")  # fmt: skip
     db.engine.dispose()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, true, union_all
 from sqlalchemy.orm import Session
 
 from scrm import rep_view
@@ -46,15 +46,20 @@ def _marks(order: list[str]) -> list[Any]:
     return [func.max(_index(_SE.stage, order)).label("ever"), *firsts]
 
 
-def _per_follower(order: list[str], win: Window, rep: int | None) -> Any:
+def _per_follower(order: list[str], win: Window, rep: int | None, pg: bool) -> Any:
     """One row per cohort follower: its stage index now, the highest it was ever moved to, and when it first
     entered each stage (t0 = its creation). The whole account: the cohort's entries are one range of
-    `ix_stage_entries_born` (each carries its follower's creation), grouped, then joined to the cohort; a rep's
-    cohort is small: each of its followers' entries by primary key."""
-    now = _index(_F.stage, order).label("now")
+    `ix_stage_entries_born` (each carries its follower's creation), grouped, then joined to the cohort. A rep's
+    cohort is small: each of its followers' entries by primary key (on PostgreSQL a LATERAL subquery, or the planner
+    hashes every stored entry for a 180-day window)."""
+    now, t0 = _index(_F.stage, order).label("now"), _F.created_at.label("t0")
+    if rep is not None and pg:
+        marks = select(*_marks(order)).where(_SE.follower_id == _F.id).lateral("marks")
+        query = select(now, t0, *marks.c).select_from(Follower.__table__.join(marks, true()))
+        return query.where(*_cohort(win, rep)).cte("per")
     if rep is not None:
         return (
-            select(now, _F.created_at.label("t0"), *_marks(order))
+            select(now, t0, *_marks(order))
             .select_from(Follower)
             .outerjoin(StageEntry, _SE.follower_id == _F.id)
             .where(*_cohort(win, rep))
@@ -64,7 +69,7 @@ def _per_follower(order: list[str], win: Window, rep: int | None) -> Any:
     query = select(_SE.follower_id.label("fid"), *_marks(order)).where(within(_SE.born, win))
     entries = query.group_by(_SE.follower_id).subquery("entries")
     return (
-        select(now, _F.created_at.label("t0"), *[c for c in entries.c if c.name != "fid"])
+        select(now, t0, *[c for c in entries.c if c.name != "fid"])
         .select_from(Follower)
         .outerjoin(entries, entries.c.fid == _F.id)
         .where(*_cohort(win, rep))
@@ -80,11 +85,11 @@ def _gap(session: Session, per: Any, i: int) -> Any:
 
 def _funnel_numbers(session: Session, order: list[str], win: Window, rep: int | None) -> tuple[list[int], dict]:
     """(followers that reached each stage, {stage index: median seconds from the previous one})."""
-    per = _per_follower(order, win, rep)
+    pg = dialect(session) == "postgresql"
+    per = _per_follower(order, win, rep, pg)
     top = greatest(session, per.c.now, func.coalesce(per.c.ever, -1))
     reached = [func.coalesce(func.sum(case((top >= i, 1), else_=0)), 0) for i in range(len(order))]
     reached[0] = func.count()
-    pg = dialect(session) == "postgresql"
     gaps = [func.percentile_cont(0.5).within_group(_gap(session, per, i)) for i in range(1, len(order))] if pg else []
     row = session.execute(select(*reached, *gaps)).one()
     counts = [int(n) for n in row[: len(order)]]
