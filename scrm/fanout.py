@@ -95,11 +95,12 @@ def audience(db: Database, plan: Plan) -> Iterator[tuple[Connection, int]]:
                 conn.exec_driver_sql(_CREATE)
                 rows = select(func.row_number().over(order_by=Follower.id), Follower.id, Follower.openid)
                 rows = rows.where(plan.where, Follower.id > plan.cursor)
-                count = conn.execute(insert(_AUDIENCE).from_select(["pos", "follower_id", "openid"], rows)).rowcount
+                conn.execute(insert(_AUDIENCE).from_select(["pos", "follower_id", "openid"], rows))
+                count = conn.scalar(select(func.max(_AUDIENCE.c.pos))) or 0  # the primary key's last entry
             if conn.dialect.name == "postgresql":
                 with conn.begin():
                     conn.exec_driver_sql(f"ANALYZE {AUDIENCE}")  # a temporary table has no statistics otherwise
-            yield conn, max(0, count)
+            yield conn, int(count)
         finally:
             with suppress(DBAPIError):
                 conn.rollback()
