@@ -54,7 +54,6 @@ from scrm.delivery_models import Broadcast, Delivery  # noqa: E402
 from scrm.models import Follower, FollowerTag, Tag  # noqa: E402
 from wechat.sandbox_state import K, SandboxControl  # noqa: E402
 from welead.embedded import EmbeddedRedis  # noqa: E402
-from welead.migrate import upgrade  # noqa: E402
 from welead.run import flask_argv, gunicorn_argv  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -203,9 +202,17 @@ def broadcast_state(db: Database) -> tuple[str, int, int]:
         return (b.state if b else "none"), (b.total if b else 0), done
 
 
-def prepare(args: argparse.Namespace, workdir: Path, name: str, base_url: str, n: int) -> tuple[Database, dict]:
+def migrate(url: str, co: Checkout) -> None:
+    """The checkout's own migrations (an older one must not get this one's schema: indexes, constraints)."""
+    code = "import sys; from welead.migrate import upgrade; upgrade(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", code, url], cwd=co.path, env={**os.environ, "PYTHONPATH": str(co.path)},
+                   check=True)  # fmt: skip
+
+
+def prepare(args: argparse.Namespace, workdir: Path, name: str, base_url: str, n: int,
+            co: Checkout) -> tuple[Database, dict]:  # fmt: skip
     url = fresh_database(base_url, workdir, name)
-    upgrade(url)
+    migrate(url, co)
     db = Database(url)
     took = seed(db, n)
     print(f"[{name}] seeded {n:,} followers in {took:.1f}s", flush=True)
@@ -228,7 +235,7 @@ def cpu_split(args: argparse.Namespace) -> tuple[set[int] | None, set[int] | Non
 
 
 def send_run(args: argparse.Namespace, workdir: Path, redis_url: str, co: Checkout, tag: str) -> dict:
-    db, env = prepare(args, workdir, f"send_{co.name}_{tag}", args.database_url or "", args.followers)
+    db, env = prepare(args, workdir, f"send_{co.name}_{tag}", args.database_url or "", args.followers, co)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env.update(PORT=str(port), WELEAD_PUBLIC_URL=base, WELEAD_SEND_RATE=str(args.rate), REDIS_URL=redis_url,
@@ -284,7 +291,7 @@ def send_run(args: argparse.Namespace, workdir: Path, redis_url: str, co: Checko
 
 
 def enqueue_run(args: argparse.Namespace, workdir: Path, redis_url: str, co: Checkout, tag: str) -> dict:
-    db, env = prepare(args, workdir, f"enq_{co.name}_{tag}", args.database_url or "", args.enqueue_followers)
+    db, env = prepare(args, workdir, f"enq_{co.name}_{tag}", args.database_url or "", args.enqueue_followers, co)
     env.update(WECHAT_API_BASE="http://127.0.0.1:9/sandbox/oa/cgi-bin/", REDIS_URL=redis_url,
                WELEAD_SEND_RATE=str(args.rate), PYTHONPATH=str(co.path))  # nothing is sent: no worker runs  # fmt: skip
     conn = redis.Redis.from_url(redis_url)

@@ -166,7 +166,7 @@ def measure(
         poster.run(args.baseline, args.welcome_rate)
         baseline = list(poster.posted)
         wait_for(lambda: set(baseline) <= set(accepted(conn)), 30)
-    cli = threading.Thread(target=bb.run_cli, args=(env, workdir / "cli-send.log"), daemon=True)
+    cli = threading.Thread(target=bb.run_cli, args=(env, workdir / "cli-send.log", bb.ROOT, None), daemon=True)
     cli.start()
     wait_for(lambda: delivery_window(db)[2] > 0, 300)  # the broadcast's first messages went out
     finished = threading.Event()
@@ -195,7 +195,9 @@ def measure(
 
 
 def run(args: argparse.Namespace, workdir: Path, redis_url: str) -> dict:
-    db, env = bb.prepare(workdir, "welcome", args.database_url, redis_url, args.followers)
+    # bench/broadcast.py's helpers, this checkout (their signatures grew a checkout and CPUs for --before / --pin)
+    db, env = bb.prepare(args, workdir, "welcome", args.database_url or "", args.followers, bb.Checkout("after", ROOT))
+    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
     state = add_code(db)
     port = bb.free_port()
     base = f"http://127.0.0.1:{port}"
@@ -204,7 +206,7 @@ def run(args: argparse.Namespace, workdir: Path, redis_url: str) -> dict:
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
     settings = Settings.from_env()  # the sandbox's WeCom token, AES key and CorpID, as the server has them
-    stack = bb.Stack(env, workdir)
+    stack = bb.Stack(env, workdir, ROOT, None)
     try:
         start_stack(args, stack, base, port, conn)
         return measure(args, db, env, workdir, Poster(base, settings, state), conn)

@@ -92,6 +92,11 @@ class Database:
         with self._lock or nullcontext(), self.engine.begin() as conn:
             yield conn
 
+    def writer_lock(self) -> Any:
+        """The lock SQLite writers queue on (nothing on PostgreSQL), for a write transaction on a connection the
+        caller holds itself (the fan-out keeps one for its temporary table)."""
+        return self._lock or nullcontext()
+
     def dispose(self) -> None:
         self.engine.dispose()
         self.reader.dispose()

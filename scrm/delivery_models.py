@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.clock import utcnow
@@ -64,12 +64,13 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key: Mapped[str] = mapped_column(String(191), unique=True)
-    follower_id: Mapped[int] = mapped_column(ForeignKey("followers.id"))
+    # follower_id and broadcast_id carry no foreign keys: each cost a fan-out a lookup per row (migration 0025)
+    follower_id: Mapped[int] = mapped_column(BigId)
     openid: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))  # template | custom | mass
     template: Mapped[str] = mapped_column(String(64))  # the library entry's name
     args: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # extra data (broadcast rows: the broadcast's)
-    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id"))
+    broadcast_id: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(64), default="api")
     state: Mapped[str] = mapped_column(String(16), default=QUEUED)
     reason: Mapped[str | None] = mapped_column(String(32))  # a short code: why blocked/skipped/error/deferred

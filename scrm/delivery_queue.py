@@ -31,6 +31,12 @@ def push_ids(session: Session, job: str, ids: list[int], now: datetime) -> list[
     return list(session.scalars(stmt))
 
 
+def job_rows(session: Session, job: str) -> list[int]:
+    """The queued rows of a job, by id (the (state, job) index): what a job pushed by name sends."""
+    query = select(Delivery.id).where(Delivery.state == QUEUED, Delivery.job == job).order_by(Delivery.id)
+    return list(session.scalars(query))
+
+
 def due(session: Session, now: datetime, limit: int, broadcast_id: int | None = None) -> list[tuple]:
     """Queued rows with no job that may go now, in-doubt ones first: (id, channel, broadcast id, in doubt)."""
     running = select(Broadcast.id).where(Broadcast.state == RUNNING)

@@ -15,8 +15,8 @@ from rq import Queue
 
 from foundation.clock import utcnow
 from foundation.services import services
-from scrm import audience, broadcasts
-from tasks.pump import dead_jobs, push_jobs, push_pending
+from scrm import broadcasts, fanout
+from tasks.pump import dead_jobs, push_named, push_pending
 from tasks.queue import QUEUE
 from tasks.ratelimit import Breaker, Heartbeat
 from tasks.send import rules
@@ -30,35 +30,23 @@ def fanout_name(broadcast_id: int) -> str:
     return f"fanout-{broadcast_id}"
 
 
-def fan_out(broadcast_id: int, progress: Callable[[int], Any] | None = None) -> int:
-    """Create the broadcast's remaining deliveries from one streaming read of its segment and push their jobs.
+def fan_out(broadcast_id: int, progress: Callable[[int], Any] | None = None, page: int = broadcasts.PAGE) -> int:
+    """Create the broadcast's remaining deliveries from its segment, set-based in the database, and push their jobs.
 
     Resumes after the cursor; stops when the broadcast is paused or cancelled, or when another fan-out took over.
-    Returns how many deliveries were new.
+    `page`: deliveries per transaction (rounded to whole jobs). Returns how many deliveries were new.
     """
     svc, r = services(), rules()
     heart = Heartbeat(svc.redis_slow, fanout_name(broadcast_id), r.heartbeat)
     heart.beat(force=True)
     with svc.db.transaction() as session:
         broadcasts.count_audience(session, broadcast_id)
-        segment, cursor, todo = broadcasts.cursor_of(session, broadcast_id)
-        size = broadcasts.page_size(session, broadcast_id, r.job_size)
-    created, complete = 0, todo
-    pages = audience.stream(svc.db, segment, cursor, size) if todo else (rows for rows in ())
+        plan = broadcasts.plan(session, broadcast_id, r.job_size)
+    created, complete, cursor = 0, False, 0
     try:
-        for rows in pages:
-            heart.beat()
-            page = _add(broadcast_id, rows, r.job_size)
-            if page is None or page.stopped:
-                complete = False
-                break
-            push_jobs(svc.redis_slow, page.groups)
-            created += sum(len(ids) for ids in page.groups.values())
-            cursor = rows[-1][0]
-            if progress is not None:
-                progress(page.scanned)
+        if plan is not None:
+            created, complete, cursor = _pages(plan, max(1, page // plan.size) * plan.size, heart, progress)
     finally:
-        pages.close()
         heart.stop()
     with svc.db.transaction() as session:
         if complete:
@@ -67,14 +55,24 @@ def fan_out(broadcast_id: int, progress: Callable[[int], Any] | None = None) -> 
     return created
 
 
-def _add(broadcast_id: int, rows: list[tuple[int, str]], batch: int) -> broadcasts.Page | None:
-    """One page in one transaction; None when another fan-out moved the cursor (it carries on, this one stops)."""
-    try:
-        with services().db.transaction() as session:
-            return broadcasts.add_page(session, broadcast_id, rows, batch, utcnow())
-    except broadcasts.Conflict:
-        log.info("broadcast %s: another fan-out is ahead; this one stops", broadcast_id)
-        return None
+def _pages(
+    plan: fanout.Plan, page: int, heart: Heartbeat, progress: Callable[[int], Any] | None
+) -> tuple[int, bool, int]:
+    """(new deliveries, fanned out to the end?, cursor): the audience a page per transaction, each page's jobs
+    pushed after its commit (by name: a worker finds its rows by job)."""
+    svc, created, cursor = services(), 0, plan.cursor
+    with fanout.audience(svc.db, plan) as (conn, count):
+        for lo in range(1, count + 1, page):
+            heart.beat()
+            hi = min(count, lo + page - 1)
+            added = fanout.add(svc.db, conn, plan, lo, hi, cursor, utcnow())
+            if added is None:
+                return created, False, cursor
+            push_named(svc.redis_slow, plan.jobs(lo, hi), plan.size)
+            created, cursor = created + added.rows, added.cursor
+            if progress is not None:
+                progress(hi - lo + 1)
+    return created, True, cursor
 
 
 def fanout_job(broadcast_id: int) -> int:

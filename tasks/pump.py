@@ -51,6 +51,18 @@ def push_jobs(conn: redis.Redis, groups: dict[str, list[int]], at_front: bool = 
     return enqueue_all(conn, calls, "the send pump")
 
 
+def push_named(conn: redis.Redis, jobs: list[str], size: int) -> bool:
+    """Enqueue `run_batch` jobs that carry their name only (a broadcast's fan-out: the worker reads the rows of its
+    job from the (state, job) index); False when Redis is down (the pump finds the rows' jobs lost, pushes again)."""
+    r = rules()
+    calls = [
+        {"func": "tasks.send.run_batch", "args": (job_id,), "job_id": job_id, "timeout": _timeout(size, r),
+         "result_ttl": 600, "failure_ttl": 86400}
+        for job_id in jobs
+    ]  # fmt: skip
+    return enqueue_all(conn, calls, "the send pump")
+
+
 def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT) -> int:
     """Give queued rows without a job (due now) new jobs, in batches; returns how many rows were pushed."""
     svc, r, total = services(), rules(), 0

@@ -91,6 +91,10 @@ class Sender:
         self.phases = Phases()
         self.stamp = link_stamp.stamper(svc.settings.secret_key, svc.settings.public_url)  # attribution on URLs
 
+    def rows_of(self, job_id: str) -> list[int]:
+        with self.db.sessions() as session:
+            return delivery_queue.job_rows(session, job_id)
+
     def channel(self, delivery_id: int) -> str | None:
         with self.db.sessions() as session:
             return session.scalar(select(Delivery.channel).where(Delivery.id == delivery_id))
@@ -230,11 +234,14 @@ def send_mass(outs: list[Outgoing], job_id: str) -> Result:
     return Result(SENT, msgid=str(answer.get("msg_id", "")))
 
 
-def run_batch(job_id: str, ids: list[int]) -> dict[str, Any]:
-    """The RQ job: send these deliveries at the shared rate, a page per transaction pair; safe to run twice.
+def run_batch(job_id: str, ids: list[int] | None = None) -> dict[str, Any]:
+    """The RQ job: send these deliveries (None: the queued rows of this job, as a fan-out names them) at the shared
+    rate, a page per transaction pair; safe to run twice.
 
     Returns what was sent and the job's CPU milliseconds by phase (the worker logs it: one line per job)."""
     sender = Sender(job_id)
+    if ids is None:
+        ids = sender.rows_of(job_id)
     channel = sender.channel(ids[0]) if ids else None
     size = {CUSTOM: 1, MASS: MASS_CHUNK}.get(channel or "", PAGE)
     sent, mass = 0, []

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from foundation.clock import utcnow
-from scrm import audience, broadcasts
+from scrm import broadcasts
 from scrm.delivery_models import Delivery
 from scrm.models import Follower
 from scrm.playbook.models import Segment
@@ -79,13 +79,22 @@ def test_fan_out_resumes_at_its_cursor(app, client, auth_headers):
     with app.app_context(), svc(app).db.transaction() as s:
         b, _, _ = broadcasts.create(s, message_library(), template="event_checkin", segment=VIP, data={})
         bid = b.id
-    first = next(audience.stream(svc(app).db, VIP, 0, 1000))
-    with app.app_context(), svc(app).db.transaction() as s:
-        broadcasts.add_page(s, bid, first, 10, utcnow())  # one page, then "the process died"
+    with app.app_context(), pytest.raises(Died):
+        fan_out(bid, progress=die, page=1000)  # one page, then "the process died"
     assert len(rows(app)) == 1000
     with app.app_context():
         assert fan_out(bid) == 1500
     assert len({r.openid for r in rows(app)}) == 2500
+    jobs = {r.job for r in rows(app)}
+    assert len(jobs) == 250 and all(len([r for r in rows(app) if r.job == j]) == 10 for j in jobs)
+
+
+class Died(Exception):
+    pass
+
+
+def die(scanned: int) -> None:
+    raise Died
 
 
 def test_pause_resume_cancel(app, client, live, auth_headers):
