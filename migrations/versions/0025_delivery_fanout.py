@@ -7,14 +7,14 @@ every other delivery is created for a follower just read (scrm.deliveries.new_me
 followers or broadcasts (a merge keeps both rows). The columns stay indexed where they are read.
 
 Revision ID: 0025
-Revises: 0022
+Revises: 0024
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0022"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
