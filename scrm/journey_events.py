@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from scrm.handover_models import Transfer
@@ -20,33 +20,8 @@ FORM_ENTRY = "lead_captured"  # the timeline entry every submitted form leaves (
 POLL = timedelta(seconds=60)  # how often a run waiting for an event looks for it (until its timeout)
 
 
-def _query(follower_id: int, event: str, since: datetime):
-    kind, _, arg = event.partition(":")
-    if kind == "tag":
-        joined = FollowerTag.__table__.join(Tag.__table__, Tag.id == FollowerTag.tag_id)
-        return exists(select(FollowerTag.follower_id).select_from(joined).where(
-            FollowerTag.follower_id == follower_id, Tag.name == arg, FollowerTag.added_at >= since))  # fmt: skip
-    if kind in ("form_submitted", "activity"):
-        entry = arg if kind == "activity" else FORM_ENTRY
-        return exists().where(Activity.follower_id == follower_id, Activity.kind == entry, Activity.at >= since)
-    i = Interaction
-    where = [i.follower_id == follower_id, i.at >= since]
-    if kind == "message":
-        where.append(i.kind.in_(MESSAGES))
-    elif kind == "subscribed":
-        where.append(i.kind == "subscribe")
-    else:  # click:<KEY>
-        where += [i.kind == "click", i.event_key == arg]
-    return exists().where(*where)
-
-
-def happened(session: Session, follower_id: int, event: str, since: datetime) -> bool:
-    """Did `event` (grammar_journey.EVENT) happen to the follower at or after `since`? One indexed EXISTS."""
-    return bool(session.scalar(select(_query(follower_id, event, since))))
-
-
 def _latest(event: str, follower_ids: list[int]):
-    """Each follower's latest time of `event`: the batch form of `_query` (latest >= since ⇔ one exists since)."""
+    """Each follower's latest time of `event` (it happened since `since` ⇔ its latest is at or after `since`)."""
     kind, _, arg = event.partition(":")
     if kind == "tag":
         joined = FollowerTag.__table__.join(Tag.__table__, Tag.id == FollowerTag.tag_id)
