@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from foundation.clock import utcnow
 from scrm.handover_models import Transfer
 from scrm.journey_models import RUNNING, JourneyRun
 from scrm.journey_rows import RunRow, columns
 from scrm.journey_stepper import Stepper
-from scrm.journeys import Outcome
+from scrm.journeys import Outcome, locked_followers
 from scrm.models import Activity, Follower
 from scrm.playbook import store
 
@@ -53,11 +53,7 @@ def recheck(session: Session, now: datetime | None = None, limit: int = 500, rul
     runs = changed(session, now, limit)
     if not runs:
         return {"checked": 0, "ended": 0}
-    ids = sorted({r.follower_id for r in runs})
-    query = select(Follower).options(defer(Follower.profile)).where(Follower.id.in_(ids)).order_by(Follower.id)
-    if session.get_bind().dialect.name == "postgresql":  # in id order, as run_due: no deadlock with it or appliers
-        query = query.with_for_update(key_share=True)
-    followers = {f.id: f for f in session.scalars(query)}
+    ids, followers = locked_followers(session, runs)
     stepper = Stepper(session, store.active(session), now, rules)
     stepper.prepare(runs, ids)
     ended = sum(1 for run in runs if stepper.recheck(run, followers[run.follower_id]))

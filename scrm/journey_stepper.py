@@ -29,7 +29,7 @@ from scrm.journey_events import FORM_ENTRY, POLL, Seen, exit_reason, handovers, 
 from scrm.journey_models import CONVERTED, EXITED, FINISHED, RUNNING, JourneyStep
 from scrm.journey_rows import RunRow
 from scrm.models import Activity, Follower
-from scrm.playbook.compiled import Compiled, CompiledRule
+from scrm.playbook.compiled import Compiled, CompiledRule, file_caps
 from scrm.playbook.engine import ACTIONS, Quiet, Run
 from scrm.playbook.grammar import Journey, Step
 from scrm.playbook.shared import Shared
@@ -101,7 +101,8 @@ class Stepper:
             self._journey(run)
         for (name, _version), journey in self._defs.items():
             if journey is not None:
-                _capped(f"journey:{name}", journey, keyed, counted)
+                for _path, step in journey_walk.paths(journey.steps):  # as Compiled files the rules'
+                    file_caps(f"journey:{name}", step.do or [], keyed, counted)
         books = [self.book] if self.book is not None else []
         self.shared = Shared(self.session, follower_ids, self.now, books, caps=(keyed, counted))
         self.moved = handovers(self.session, follower_ids)
@@ -338,16 +339,6 @@ class Stepper:
     def _note(self, run: RunRow, kind: str, **data: Any) -> None:
         self.notes.append({"follower_id": run.follower_id, "kind": kind, "at": self.now, "interaction_id": None,
                            "data": {"journey": run.journey, "run": run.id, **data}})  # fmt: skip
-
-
-def _capped(rule: str, journey: Journey, keyed: set[str], counted: set[str]) -> None:
-    """As Compiled does for rules: a journey whose score actions have caps reads their history with the batch."""
-    for _path, step in journey_walk.paths(journey.steps):
-        for action in step.do or []:
-            cap = action.cap if action.verb == "score" else None
-            if cap is not None:
-                keyed_cap = cap.once or (cap.per_day == 1 and cap.total is None)
-                (keyed if keyed_cap else counted).add(rule)
 
 
 def _seconds(value: int | None) -> timedelta:

@@ -99,16 +99,22 @@ def run_due(session: Session, now: datetime | None = None, limit: int = 500, rul
     runs = journey_rows.due(session, now, limit)
     if not runs:
         return Outcome(None)
-    ids = sorted({r.follower_id for r in runs})
-    query_f = select(Follower).options(defer(Follower.profile)).where(Follower.id.in_(ids)).order_by(Follower.id)
-    if session.get_bind().dialect.name == "postgresql":  # in id order: runners and appliers never deadlock
-        query_f = query_f.with_for_update(key_share=True)
-    followers = {f.id: f for f in session.scalars(query_f)}
+    ids, followers = locked_followers(session, runs)
     stepper = Stepper(session, store.active(session), now, rules)
     stepper.prepare(runs, ids)
     for run in runs:
         stepper.advance(run, followers[run.follower_id])
     return stepper.finish(Outcome(None, runs=len(runs)))
+
+
+def locked_followers(session: Session, runs: list[RunRow]) -> tuple[list[int], dict[int, Follower]]:
+    """The runs' follower ids (sorted) and followers, locked in id order on PostgreSQL, so runners, rechecks and
+    appliers never deadlock."""
+    ids = sorted({r.follower_id for r in runs})
+    query = select(Follower).options(defer(Follower.profile)).where(Follower.id.in_(ids)).order_by(Follower.id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    return ids, {f.id: f for f in session.scalars(query)}
 
 
 def step(session: Session, run_id: int, index: int, now: datetime | None = None, rules: Any = None) -> Outcome:

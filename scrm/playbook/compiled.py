@@ -101,11 +101,7 @@ class Compiled:
             known[float(spec.threshold)] = max(margin, known.get(float(spec.threshold), 0.0))
         if kind == "inactive":
             self.quiet.append((rule.name, spec.days))
-        for action in rule.do:
-            if action.verb == "score" and action.cap is not None:
-                cap = action.cap
-                keyed = cap.once or (cap.per_day == 1 and cap.total is None)
-                (self.keyed_caps if keyed else self.counted_caps).add(rule.name)
+        file_caps(rule.name, rule.do, self.keyed_caps, self.counted_caps)
 
     def matches(self, signal: Signal) -> list[tuple[CompiledRule, dict[str, str]]]:
         """Rules whose trigger matches, in playbook order, with what their patterns bound."""
@@ -213,3 +209,12 @@ def _stage(to: str | None, old: str | None, direction: str) -> Matcher:
         return NOTHING
 
     return match
+
+
+def file_caps(rule: str, actions: Any, keyed: set[str], counted: set[str]) -> None:
+    """Which cap history `rule`'s capped score actions need read with a batch: a once-style cap is looked up by key,
+    any other is counted (scrm.playbook.shared reads both kinds for the rules named here)."""
+    for action in actions:
+        if action.verb == "score" and action.cap is not None:
+            cap = action.cap
+            (keyed if cap.once or (cap.per_day == 1 and cap.total is None) else counted).add(rule)
