@@ -43,11 +43,7 @@ def push_jobs(conn: redis.Redis, groups: dict[str, list[int]], at_front: bool = 
     if not groups:
         return True
     r = rules()
-    calls = [
-        {"func": "tasks.send.run_batch", "args": (job_id, ids), "job_id": job_id, "timeout": _timeout(len(ids), r),
-         "result_ttl": 600, "failure_ttl": 86400, "at_front": at_front}
-        for job_id, ids in groups.items()
-    ]  # fmt: skip
+    calls = [_send_job(job_id, (job_id, ids), len(ids), r, at_front) for job_id, ids in groups.items()]
     return enqueue_all(conn, calls, "the send pump")
 
 
@@ -55,12 +51,13 @@ def push_named(conn: redis.Redis, jobs: list[str], size: int) -> bool:
     """Enqueue `run_batch` jobs that carry their name only (a broadcast's fan-out: the worker reads the rows of its
     job from the (state, job) index); False when Redis is down (the pump finds the rows' jobs lost, pushes again)."""
     r = rules()
-    calls = [
-        {"func": "tasks.send.run_batch", "args": (job_id,), "job_id": job_id, "timeout": _timeout(size, r),
-         "result_ttl": 600, "failure_ttl": 86400}
-        for job_id in jobs
-    ]  # fmt: skip
-    return enqueue_all(conn, calls, "the send pump")
+    return enqueue_all(conn, [_send_job(job_id, (job_id,), size, r) for job_id in jobs], "the send pump")
+
+
+def _send_job(job_id: str, args: tuple[Any, ...], size: int, r: Any, at_front: bool = False) -> dict[str, Any]:
+    """One `run_batch` call for enqueue_all: its timeout fits `size` messages at the configured rate."""
+    return {"func": "tasks.send.run_batch", "args": args, "job_id": job_id, "timeout": _timeout(size, r),
+            "result_ttl": 600, "failure_ttl": 86400, "at_front": at_front}  # fmt: skip
 
 
 def push_pending(broadcast_id: int | None = None, limit: int | None = PUMP_LIMIT) -> int:
