@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from foundation.clock import utcnow
 from scrm.handover_models import Transfer
 from scrm.journey_models import RUNNING, JourneyRun
-from scrm.journey_rows import RunRow, columns
+from scrm.journey_rows import RunRow, columns, locked
 from scrm.journey_stepper import Stepper
 from scrm.journeys import Outcome, locked_followers
 from scrm.models import Activity, Follower
@@ -42,9 +42,7 @@ _CHANGED = or_(
 def changed(session: Session, now: datetime, limit: int) -> list[RunRow]:
     """Up to `limit` waiting runs whose follower changed since they last looked, locked (PostgreSQL: SKIP LOCKED)."""
     query = select(*columns()).where(_R.state == RUNNING, _R.due_at > now, _CHANGED).order_by(_R.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=JourneyRun.__table__)
-    return [RunRow(*row) for row in session.connection().execute(query)]
+    return locked(session, query)
 
 
 def recheck(session: Session, now: datetime | None = None, limit: int = 500, rules: Any = None) -> dict[str, int]:

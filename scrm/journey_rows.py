@@ -49,8 +49,13 @@ def columns() -> tuple[Any, ...]:
 def due(session: Session, now: datetime, limit: int) -> list[RunRow]:
     """Up to `limit` runs due at `now`, oldest due first, locked (PostgreSQL: SKIP LOCKED, runners share the work)."""
     query = select(*_COLUMNS).where(_R.state == RUNNING, _R.due_at <= now).order_by(_R.due_at, _R.id).limit(limit)
+    return locked(session, query)
+
+
+def locked(session: Session, query: Any) -> list[RunRow]:
+    """The runs a select of `columns()` finds, locked on PostgreSQL (SKIP LOCKED: runners share the work)."""
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, of=JourneyRun.__table__)
     return [RunRow(*row) for row in session.connection().execute(query)]
 
 
